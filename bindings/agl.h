@@ -1,0 +1,69 @@
+/* agl.h - what binding files share: the Tensor userdata and the error bridge.
+ *
+ * Only bindings/ includes lua.h. A Tensor userdata ("agop.Tensor") holds an AgTensor
+ * header; when it owns its memory the floats follow the header inside the same
+ * userdata (so Lua's collector sees every byte), and when it is a view its first user
+ * value holds the base userdata, which keeps the storage alive.
+ *
+ * Each bindings/<name>.c except main.c and agop.c defines
+ *     void agl_open_<name>(lua_State *L);
+ * called with the agop module table on top of the stack; it adds its functions to it
+ * (and methods to the Tensor type through agl_tensor_methods). The Makefile finds these
+ * files by name, so a new binding file needs no registration elsewhere. */
+#ifndef AGL_H
+#define AGL_H
+
+#include "../engine/ag.h"
+#include "../engine/rng.h"
+#include "../engine/tensor.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define AGL_TENSOR "agop.Tensor"
+
+/* The tensor at arg, or a Lua error "bad argument #arg (agop.Tensor expected, got ...)". */
+AgTensor *agl_check_tensor(lua_State *L, int arg);
+AgTensor *agl_test_tensor(lua_State *L, int arg); /* NULL when not a tensor */
+
+/* Like agl_check_tensor, but guarantees contiguous data: a non-contiguous tensor is
+ * copied, and the copy replaces stack slot arg (so it stays alive for the call). */
+AgTensor *agl_check_contiguous(lua_State *L, int arg);
+
+/* Pushes a new contiguous tensor of the given sizes, zero-filled, owned by Lua's GC.
+ * Raises a Lua error for negative or absurd sizes (fname names the caller). */
+AgTensor *agl_push_tensor(lua_State *L, const char *fname, int dim, const int64_t *size);
+/* Pushes a view of the tensor at stack index base_idx with the given header (data,
+ * sizes and strides inside base's storage). */
+AgTensor *agl_push_view(lua_State *L, int base_idx, const AgTensor *view);
+
+/* "2x3x4"; returns a pointer into a buffer that lives until the next call on that slot
+ * (slot 0..3 lets one message name several shapes). */
+const char *agl_shape(const AgTensor *t, int slot);
+
+/* Raises the engine error as a Lua error; never returns. */
+int agl_error(lua_State *L, const AgError *err);
+
+/* An AgError wired to the host's interrupt flag (Ctrl-C). */
+AgError agl_error_value(void);
+/* The interrupt flag itself (set by the host's SIGINT handler, cleared when raised). */
+extern volatile sig_atomic_t agl_interrupt;
+
+/* Pushes the Tensor methods table (the metatable's __index), to add methods to it. */
+void agl_tensor_methods(lua_State *L);
+
+/* Integer argument checks that reject NaN, fractions and out-of-range values with a
+ * message naming fname: "conv2d: stride must be an integer in [1, 1024], got 0". */
+int64_t agl_check_int(lua_State *L, int arg, const char *fname, const char *what, int64_t lo,
+                      int64_t hi);
+/* A finite number, or an error naming fname and what. */
+double agl_check_finite(lua_State *L, int arg, const char *fname, const char *what);
+
+/* Generators ("agop.Generator" userdata). agl_opt_generator returns the generator at arg
+ * when there is one there, else the default one (seeded by agop.manual_seed). */
+#define AGL_GENERATOR "agop.Generator"
+AgRng *agl_check_generator(lua_State *L, int arg);
+AgRng *agl_test_generator(lua_State *L, int arg);
+AgRng *agl_default_generator(lua_State *L);
+
+#endif

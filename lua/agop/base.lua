@@ -1,0 +1,36 @@
+-- agop.base: the Lua half of the `agop` module, applied once to the C module table.
+-- Submodules load on first use (agop.nn, agop.plot, ...), so `agop` starts fast.
+local function extend(agop)
+  setmetatable(agop, {
+    __index = function(t, k)
+      if type(k) ~= 'string' or k:find('[^%w_]') then return nil end
+      local name = 'agop.' .. k
+      if not package.searchpath(name, package.path) then return nil end
+      local mod = require(name)
+      rawset(t, k, mod)
+      return mod
+    end,
+  })
+
+  --- Draws a matrix or image in the terminal (see agop.plot.show).
+  function agop.show(m, opts) return require('agop.plot').show(m, opts) end
+
+  --- Writes tensors (a name -> tensor map or an ordered {{name=, tensor=}} list) to a
+  --- .safetensors file, or one tensor to a .npy file, chosen by the extension.
+  function agop.save(path, tensors, metadata)
+    local io_ = require('agop.io')
+    if type(path) == 'string' and path:match('%.npy$') then
+      return io_.save_npy(path, tensors, metadata)
+    end
+    return io_.save_safetensors(path, tensors, metadata)
+  end
+
+  --- Reads a .safetensors file (tensors, metadata, ordered names) or a .npy file (tensor).
+  function agop.load(path)
+    local io_ = require('agop.io')
+    if type(path) == 'string' and path:match('%.npy$') then return io_.load_npy(path) end
+    return io_.load_safetensors(path)
+  end
+end
+
+return extend
