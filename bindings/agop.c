@@ -85,7 +85,15 @@ static int l_check_interrupt(lua_State *L) {
     return 0;
 }
 
+/* true when standard output (fd 1) or the given fd is a terminal */
+static int l_isatty(lua_State *L) {
+    int fd = (int)luaL_optinteger(L, 1, 1);
+    lua_pushboolean(L, isatty(fd));
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {{"set_threads", l_set_threads},
+                                 {"isatty", l_isatty},
                                  {"get_threads", l_get_threads},
                                  {"time", l_time},
                                  {"memory", l_memory},

@@ -171,6 +171,13 @@ static int l_generator(lua_State *L) {
     return 1;
 }
 
+/* the generator that draws when none is named (seeded by manual_seed) */
+static int l_default_generator(lua_State *L) {
+    agl_default_generator(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "agop.default_generator");
+    return 1;
+}
+
 static int l_manual_seed(lua_State *L) {
     ag_rng_seed(agl_default_generator(L), check_seed(L, 1, "manual_seed"));
     return 0;
@@ -645,6 +652,39 @@ static int m_fill(lua_State *L) {
 static int m_zero(lua_State *L) {
     ag_fill(agl_check_tensor(L, 1), 0);
     lua_settop(L, 1);
+    return 1;
+}
+
+/* t:index_select(1, idx) -> new tensor made of the rows idx[1], idx[2], ... of t along
+ * dimension 1; idx is a Lua list of 1-based integers or a 1-D tensor of them. */
+static int m_index_select(lua_State *L) {
+    AgTensor *t = agl_check_contiguous(L, 1);
+    if (agl_check_int(L, 2, "index_select", "dimension", 1, 1) != 1 || t->dim < 1)
+        return luaL_error(L, "index_select: only dimension 1 is supported");
+    AgTensor *it = agl_test_tensor(L, 3);
+    if (!it) luaL_checktype(L, 3, LUA_TTABLE);
+    int64_t n = it ? ag_numel(it) : (int64_t)lua_rawlen(L, 3);
+    if (it) it = agl_check_contiguous(L, 3);
+    int64_t size[AG_MAXDIM];
+    memcpy(size, t->size, sizeof size);
+    size[0] = n;
+    AgTensor *y = agl_push_tensor(L, "index_select", t->dim, size);
+    int64_t row = t->dim > 1 ? t->stride[0] : 1;
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        if (it)
+            v = it->data[i];
+        else {
+            lua_rawgeti(L, 3, i + 1);
+            v = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+        }
+        if (!(v >= 1 && v <= (double)t->size[0]) || v != floor(v))
+            return luaL_error(L, "index_select: index %d is %f, outside 1..%d", (int)i + 1, v,
+                              (int)t->size[0]);
+        memcpy(y->data + i * row, t->data + ((int64_t)v - 1) * row,
+               (size_t)row * sizeof(float));
+    }
     return 1;
 }
 
@@ -1332,6 +1372,7 @@ static const luaL_Reg methods[] = {{"size", m_size},
                                    {"isfinite", m_isfinite},
                                    {"normal_", m_normal_},
                                    {"uniform_", m_uniform_},
+                                   {"index_select", m_index_select},
                                    {"storage_id", m_storage_id},
                                    {"storage_bytes", l_storage_bytes},
                                    {NULL, NULL}};
@@ -1360,6 +1401,7 @@ static const luaL_Reg funcs[] = {{"tensor", l_tensor},
                                  {"rand", l_rand},
                                  {"randn", l_randn},
                                  {"Generator", l_generator},
+                                 {"default_generator", l_default_generator},
                                  {"manual_seed", l_manual_seed},
                                  {"is_tensor", l_is_tensor},
                                  {"dot", l_dot},

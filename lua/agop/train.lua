@@ -1,0 +1,270 @@
+-- agop.train: the training loop - shuffled mini-batches, an optimizer and schedule, test
+-- accuracy after every epoch, train_log.csv, atomic checkpoints and exact resume.
+--
+--   local result = train.fit(model, train_set, test_set, {epochs = 2, lr = 0.05, out = dir})
+--
+-- A checkpoint (out/checkpoint.safetensors) is written after every epoch and when the
+-- run is interrupted (Ctrl-C): model parameters, optimizer buffers, the shuffling and
+-- default generators' states, the epoch and the batches done. `resume = true` continues
+-- from it and ends with exactly the weights of an uninterrupted run (same seed, same
+-- thread count).
+local agop = require('agop')
+local util = require('agop.util')
+local optim = require('agop.optim')
+local json = require('agop.json')
+
+local train = {}
+
+train.defaults = {
+  epochs = 2, batch = 64, optimizer = 'sgd', lr = 0.05, momentum = 0.9,
+  weight_decay = 5e-4, nesterov = false, betas = {0.9, 0.999}, eps = 1e-8,
+  schedule = 'cosine', warmup = 0, min_lr = 0, step_every = 1, step_gamma = 0.1,
+  seed = 1, threads = 0, out = '', resume = false, log_every = 50, eval_batch = 500,
+  progress = 'auto', checkpoint = true, max_steps = 0, quiet = false,
+  on_step = false, on_epoch = false,
+}
+
+local function hex(s) return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end)) end
+local function unhex(h) return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end)) end
+
+--- Accuracy (0..1) and mean cross-entropy of `model` on a data set, in evaluation mode.
+function train.evaluate(model, set, batch)
+  batch = batch or 500
+  local was_training = model.training
+  model:evaluate()
+  local n = set.images:size(1)
+  local correct, loss_sum = 0, 0
+  for i = 1, n, batch do
+    local m = math.min(batch, n - i + 1)
+    local x = set.images:narrow(1, i, m)
+    local y = set.labels:narrow(1, i, m)
+    local out = model:forward(x)
+    local loss = agop.cross_entropy(out, y)
+    loss_sum = loss_sum + loss * m
+    correct = correct + train.count_correct(out, y)
+  end
+  if was_training then model:train() end
+  return correct / n, loss_sum / n
+end
+
+--- Number of rows of `logits` whose argmax equals the label (labels hold 0-based ids).
+function train.count_correct(logits, labels)
+  local pred = logits:argmax(2)
+  local diff = (pred - 1 - labels):abs()
+  return pred:numel() - (diff:clamp(0, 1)):sum()
+end
+
+local function make_optimizer(cfg, total_steps)
+  local sched
+  if cfg.schedule == 'cosine' then
+    sched = optim.schedule.cosine{total = total_steps, min_lr = cfg.min_lr, warmup = cfg.warmup}
+  elseif cfg.schedule == 'step' then
+    sched = optim.schedule.step{every = cfg.step_every, gamma = cfg.step_gamma, warmup = cfg.warmup}
+  elseif cfg.schedule == 'constant' or cfg.schedule == 'none' then
+    sched = optim.schedule.constant{warmup = cfg.warmup}
+  else
+    error(string.format("train: unknown schedule '%s' (cosine, step, constant)", tostring(cfg.schedule)), 3)
+  end
+  if cfg.optimizer == 'sgd' then
+    return optim.SGD{lr = cfg.lr, momentum = cfg.momentum, weight_decay = cfg.weight_decay,
+      nesterov = cfg.nesterov, schedule = sched}
+  elseif cfg.optimizer == 'adam' then
+    return optim.Adam{lr = cfg.lr, betas = cfg.betas, eps = cfg.eps,
+      weight_decay = cfg.weight_decay, schedule = sched}
+  end
+  error(string.format("train: unknown optimizer '%s' (sgd, adam)", tostring(cfg.optimizer)), 3)
+end
+
+local LOG_FIELDS = {'epoch', 'step', 'loss', 'train_acc', 'test_acc', 'lr', 'seconds', 'img_s'}
+
+local function write_log(path, rows)
+  local lines = {table.concat(LOG_FIELDS, ',')}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i, k in ipairs(LOG_FIELDS) do
+      local v = r[k]
+      if v == nil then cells[i] = ''
+      elseif math.type(v) == 'integer' then cells[i] = tostring(v)
+      else cells[i] = string.format('%.6g', v) end
+    end
+    lines[#lines + 1] = table.concat(cells, ',')
+  end
+  util.write_file(path, table.concat(lines, '\n') .. '\n')
+end
+
+local function save_checkpoint(path, params, opt, st, shuffle_state)
+  local tensors = {{name = 'params', tensor = params}}
+  local ostate = opt:state()
+  local bufnames = util.keys(ostate.buffers or {})
+  for _, k in ipairs(bufnames) do
+    tensors[#tensors + 1] = {name = 'opt.' .. k, tensor = ostate.buffers[k]}
+  end
+  local meta = {
+    format = 'agoplua-checkpoint-1',
+    epoch = tostring(st.epoch), batch = tostring(st.batch), step = tostring(st.step),
+    images = tostring(st.images),
+    seconds = string.format('%.17g', st.seconds),
+    rng_shuffle = hex(shuffle_state), rng_default = hex(agop.default_generator():get_state()),
+    optimizer = json.encode({kind = ostate.kind, step = ostate.step, buffers = bufnames}),
+    log = json.encode(st.log), test_acc = json.encode(st.test_acc),
+  }
+  require('agop.io').save_safetensors(path, tensors, meta)
+end
+
+local function load_checkpoint(path, params, opt)
+  local tensors, meta = require('agop.io').load_safetensors(path)
+  if meta.format ~= 'agoplua-checkpoint-1' then
+    error(string.format('train: %s is not an agoplua checkpoint', path), 0)
+  end
+  local p = tensors.params
+  if not p or p:numel() ~= params:numel() then
+    error(string.format('train: %s holds %d parameters, the model has %d (another architecture?)',
+      path, p and p:numel() or 0, params:numel()), 0)
+  end
+  params:copy(p)
+  local o = json.decode(meta.optimizer)
+  local bufs = {}
+  for _, k in ipairs(o.buffers) do bufs[k] = tensors['opt.' .. k] end
+  opt:load_state{kind = o.kind, step = o.step, buffers = bufs}
+  agop.default_generator():set_state(unhex(meta.rng_default))
+  return {
+    epoch = tonumber(meta.epoch), batch = tonumber(meta.batch), step = tonumber(meta.step),
+    images = tonumber(meta.images),
+    seconds = tonumber(meta.seconds), log = json.decode(meta.log),
+    test_acc = json.decode(meta.test_acc),
+  }, unhex(meta.rng_shuffle)
+end
+
+local function progress_line(cfg, st, nb, loss, acc, rate, eta)
+  io.stdout:write(string.format('\r  epoch %d/%d  batch %d/%d  loss %.4f  acc %5.1f%%  %.0f img/s  ETA %s   ',
+    st.epoch, cfg.epochs, st.batch, nb, loss, 100 * acc, rate, util.duration(eta)))
+  io.stdout:flush()
+end
+
+--- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
+--- accuracy on test_set after every epoch. Returns {test_acc = {per epoch}, final_test_acc,
+--- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
+function train.fit(model, train_set, test_set, opts)
+  local cfg = util.options(opts, train.defaults, 'train')
+  if cfg.threads > 0 then agop.set_threads(cfg.threads) end
+  local n = train_set.images:size(1)
+  if train_set.labels:size(1) ~= n then
+    error(string.format('train: %d images but %d labels', n, train_set.labels:size(1)), 2)
+  end
+  local bs = cfg.batch
+  local nb = (n + bs - 1) // bs
+  local total = cfg.epochs * nb
+  if cfg.max_steps > 0 then total = math.min(total, cfg.max_steps) end
+  local params, grads = model:flatten_parameters()
+  local opt = make_optimizer(cfg, total)
+  local shuffle = agop.Generator(cfg.seed)
+  local tty = cfg.progress == true or (cfg.progress == 'auto' and agop.isatty(1))
+  local ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil
+  if ckpt then util.mkdir(cfg.out) end
+
+  local st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}}
+  local resumed_from
+  if cfg.resume and ckpt and util.exists(ckpt) then
+    local s, rng = load_checkpoint(ckpt, params, opt)
+    st = s
+    shuffle:set_state(rng)
+    resumed_from = st.epoch
+    if not cfg.quiet then
+      print(string.format('train: resumed from %s (epoch %d, batch %d, step %d)', ckpt, st.epoch, st.batch, st.step))
+    end
+  end
+  local last_good = ckpt and util.exists(ckpt) and ckpt or 'none written yet'
+
+  local function checkpoint(epoch_state)
+    if ckpt and cfg.checkpoint then
+      save_checkpoint(ckpt, params, opt, st, epoch_state)
+      last_good = ckpt
+    end
+  end
+
+  model:train()
+  while st.epoch <= cfg.epochs and (cfg.max_steps == 0 or st.step < cfg.max_steps) do
+    local epoch_state = shuffle:get_state()
+    local perm = shuffle:permutation(n)
+    local t0 = agop.time()
+    local seconds0 = st.seconds
+    local win_loss, win_correct, win_n, win_t = 0, 0, 0, t0
+    local ep_loss, ep_correct, ep_n = 0, 0, 0
+    local ok, err = pcall(function()
+      for b = st.batch + 1, nb do
+        if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
+        local i0 = (b - 1) * bs
+        local m = math.min(bs, n - i0)
+        local idx = table.move(perm, i0 + 1, i0 + m, 1, {})
+        local x = train_set.images:index_select(1, idx)
+        local y = train_set.labels:index_select(1, idx)
+        model:zeroGrad()
+        local out = model:forward(x)
+        local loss, gout = agop.cross_entropy(out, y)
+        if loss ~= loss or loss == math.huge or loss == -math.huge then
+          error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
+            tostring(loss), st.step + 1, st.epoch, b, last_good), 0)
+        end
+        model:backward(x, gout)
+        local lr = opt:get_lr()
+        opt:step(params, grads)
+        st.step, st.batch, st.images = st.step + 1, b, st.images + m
+        local correct = train.count_correct(out, y)
+        win_loss, win_correct, win_n = win_loss + loss * m, win_correct + correct, win_n + m
+        ep_loss, ep_correct, ep_n = ep_loss + loss * m, ep_correct + correct, ep_n + m
+        local now = agop.time()
+        st.seconds = seconds0 + (now - t0)
+        if cfg.on_step then cfg.on_step(st.step, loss, st) end
+        if st.step % cfg.log_every == 0 then
+          st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win_loss / win_n,
+            train_acc = win_correct / win_n, lr = lr, seconds = st.seconds,
+            img_s = win_n / math.max(now - win_t, 1e-9)}
+          win_loss, win_correct, win_n, win_t = 0, 0, 0, now
+        end
+        if tty and not cfg.quiet then
+          local rate = ep_n / math.max(now - t0, 1e-9)
+          local left = (nb - b) + (cfg.epochs - st.epoch) * nb
+          progress_line(cfg, st, nb, ep_loss / ep_n, ep_correct / ep_n, rate, left * bs / rate)
+        end
+      end
+    end)
+    if not ok then
+      if tty and not cfg.quiet then io.stdout:write('\n') end
+      if tostring(err):find('interrupted') then
+        checkpoint(epoch_state)
+        if ckpt and not cfg.quiet then
+          print(string.format('train: interrupted at step %d; checkpoint written to %s (resume with --resume)', st.step, ckpt))
+        end
+      end
+      error(err, 0)
+    end
+    if st.batch < nb then break end -- max_steps reached inside the epoch
+    local epoch_seconds = agop.time() - t0
+    local acc = test_set and train.evaluate(model, test_set, cfg.eval_batch) or nil
+    st.test_acc[#st.test_acc + 1] = acc or -1
+    st.log[#st.log + 1] = {epoch = st.epoch, step = st.step,
+      loss = ep_n > 0 and ep_loss / ep_n or nil, train_acc = ep_n > 0 and ep_correct / ep_n or nil,
+      test_acc = acc, lr = opt:get_lr(), seconds = st.seconds,
+      img_s = ep_n / math.max(epoch_seconds, 1e-9)}
+    if tty and not cfg.quiet then io.stdout:write('\n') end
+    if not cfg.quiet then
+      print(string.format('epoch %d/%d: loss %.4f  train acc %.2f%%  test acc %s  %.0f img/s  %s',
+        st.epoch, cfg.epochs, ep_n > 0 and ep_loss / ep_n or 0 / 0, ep_n > 0 and 100 * ep_correct / ep_n or 0,
+        acc and string.format('%.2f%%', 100 * acc) or '-', ep_n / math.max(epoch_seconds, 1e-9),
+        util.duration(st.seconds)))
+    end
+    st.epoch, st.batch = st.epoch + 1, 0
+    checkpoint(shuffle:get_state())
+    if cfg.out ~= '' then write_log(cfg.out .. '/train_log.csv', st.log) end
+    if cfg.on_epoch then cfg.on_epoch(st.epoch - 1, acc, st) end
+  end
+  if cfg.out ~= '' then write_log(cfg.out .. '/train_log.csv', st.log) end
+  return {
+    test_acc = st.test_acc, final_test_acc = st.test_acc[#st.test_acc],
+    steps = st.step, seconds = st.seconds,
+    img_per_s = st.seconds > 0 and st.images / st.seconds or 0, images = st.images,
+    log = st.log, resumed_from = resumed_from,
+  }
+end
+
+return train

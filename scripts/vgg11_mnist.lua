@@ -1,0 +1,125 @@
+-- The main study: train VGG11 on MNIST, compute every conv layer's CNFM (W^T W) and
+-- patch-AGOP, report how they correlate (Table 1), and draw them.
+--
+--   agoplua scripts/vgg11_mnist.lua [--epochs 1 --width 1 --agop-samples 1000 --out DIR]
+--   agoplua scripts/vgg11_mnist.lua --quick      (narrow net, few images: under 2 minutes)
+local agop = require('agop')
+local cli = require('agop.cli')
+local models = require('agop.models')
+local data = require('agop.data')
+local train = require('agop.train')
+local features = require('agop.features')
+local report = require('agop.report')
+
+local opt, given = cli.parse(arg, {
+  {'epochs', 1, 'training epochs'},
+  {'batch', 64, 'mini-batch size'},
+  {'lr', 0.02, 'peak learning rate (SGD with momentum, cosine schedule)'},
+  {'momentum', 0.9, 'SGD momentum'},
+  {'weight_decay', 5e-4, 'L2 weight decay'},
+  {'warmup', 100, 'linear warm-up steps'},
+  {'width', 1.0, 'channel width multiplier (1 = VGG11 as published)'},
+  {'seed', 1, 'seed of initialization, shuffling and dropout'},
+  {'train_limit', 0, 'train on the first N training images (0 = all 60000)'},
+  {'test_limit', 0, 'test on the first N test images (0 = all 10000)'},
+  {'agop_samples', 1000, 'AGOP over the first N training images'},
+  {'agop_batch', 50, 'images per AGOP forward pass'},
+  {'vis_size', 128, 'input size for the feature-map figure (the digit is upscaled)'},
+  {'threads', 0, 'threads (0 = AGOP_THREADS or all cores)'},
+  {'out', '', 'output folder (default results/vgg11_mnist, or results/vgg11_mnist_quick)'},
+  {'resume', false, 'continue an interrupted run from its checkpoint'},
+  {'quick', false, 'width 0.25, 4000 training images, 300 AGOP samples: a test-sized run'},
+}, {usage = 'agoplua scripts/vgg11_mnist.lua [options]',
+    about = 'Trains VGG11 on MNIST and writes Table 1 (CNFM vs patch-AGOP) with figures.'})
+
+if opt.quick then
+  local quick = {width = 0.25, train_limit = 4000, test_limit = 2000, agop_samples = 300,
+    epochs = 2, lr = 0.05, warmup = 20, vis_size = 64}
+  for k, v in pairs(quick) do if not given[k] then opt[k] = v end end
+end
+if opt.out == '' then opt.out = opt.quick and 'results/vgg11_mnist_quick' or 'results/vgg11_mnist' end
+if opt.threads > 0 then agop.set_threads(opt.threads) end
+
+local run = report.run(opt.out, 'scripts/vgg11_mnist.lua', opt)
+
+-- 1. the network, and its initial weights
+agop.manual_seed(opt.seed)
+local model = models.vgg11{in_channels = 1, num_classes = 10, input_size = 32,
+  width = opt.width, generator = agop.Generator(opt.seed)}
+print(model)
+if not (opt.resume and agop.util.exists(opt.out .. '/model_init.safetensors')) then
+  models.save(model, opt.out .. '/model_init.safetensors')
+end
+local init_nfm = {}
+do -- the initial CNFMs come from the saved initial weights (so a resumed run agrees)
+  local init_model = models.load(opt.out .. '/model_init.safetensors')
+  for l, conv in ipairs(init_model.convs) do
+    init_nfm[l] = features.nfm(conv)
+    run:npy(string.format('conv%d_nfm_init.npy', l), init_nfm[l])
+  end
+end
+
+-- 2. training
+local train_set = data.load('mnist', 'train', {limit = opt.train_limit > 0 and opt.train_limit or nil})
+local test_set = data.load('mnist', 'test', {limit = opt.test_limit > 0 and opt.test_limit or nil})
+print(string.format('data: %d training, %d test images (padded to 32x32, normalized)',
+  train_set.images:size(1), test_set.images:size(1)))
+local result = run:time('train', function()
+  return train.fit(model, train_set, test_set, {
+    epochs = opt.epochs, batch = opt.batch, lr = opt.lr, momentum = opt.momentum,
+    weight_decay = opt.weight_decay, warmup = opt.warmup, seed = opt.seed, out = opt.out,
+    resume = opt.resume})
+end)
+models.save(model, opt.out .. '/model.safetensors')
+run:set('train', {epochs = opt.epochs, steps = result.steps, seconds = result.seconds,
+  img_per_s = result.img_per_s, test_acc_by_epoch = result.test_acc,
+  final_test_acc = result.final_test_acc})
+print(string.format('test accuracy %.2f%% after %d epochs (%.0f img/s)',
+  100 * result.final_test_acc, opt.epochs, result.img_per_s))
+
+-- 3. CNFM and patch-AGOP of every conv layer
+local n_agop = math.min(opt.agop_samples, train_set.images:size(1))
+local agop_images = train_set.images:narrow(1, 1, n_agop)
+local G = run:time('agop', function()
+  return features.agop(model, agop_images, {batch = opt.agop_batch, progress = true})
+end)
+run:set('agop', {samples = n_agop, from = string.format('train[1:%d]', n_agop),
+  classes = 10, logits = 'before softmax', mode = 'evaluation', batch = opt.agop_batch})
+local nfm, sqrtG = {}, {}
+for l, conv in ipairs(model.convs) do
+  nfm[l] = features.nfm(conv)
+  sqrtG[l] = G[l]:pow(0.5)
+  run:npy(string.format('conv%d_nfm.npy', l), nfm[l])
+  run:npy(string.format('conv%d_agop.npy', l), G[l])
+end
+
+-- 4. Table 1
+local rows = {}
+for l, conv in ipairs(model.convs) do
+  rows[l] = {
+    layer = l, shape = table.concat(conv.weight:size(), 'x'),
+    corr_init_trained = features.corr(init_nfm[l], nfm[l]),
+    corr_nfm_agop = features.corr(nfm[l], G[l]),
+    corr_nfm_sqrt_agop = features.corr(nfm[l], sqrtG[l]),
+    cos_init_trained = features.cosine(init_nfm[l], nfm[l]),
+    cos_nfm_agop = features.cosine(nfm[l], G[l]),
+    cos_nfm_sqrt_agop = features.cosine(nfm[l], sqrtG[l]),
+  }
+end
+local table1 = report.table1(rows)
+print(table1.text)
+run:write('table1.md', table1.markdown)
+run:write('table1.csv', table1.csv)
+run:set('table1', rows)
+
+-- 5. figures
+run:time('figures', function()
+  report.figure_layer1(run:path('fig1_layer1_nfm_vs_agop.png'), nfm[1], sqrtG[1])
+  report.figure_grid(run:path('fig_all_layers_nfm_vs_agop.png'), nfm, sqrtG)
+  local digit = test_set.images[1]
+  report.figure_feature_maps(run:path('fig_feature_maps.png'), model, digit, nfm, sqrtG,
+    opt.vis_size, test_set.labels[1])
+end)
+
+run:finish({final_test_acc = result.final_test_acc})
+print('wrote ' .. opt.out)
