@@ -47,6 +47,7 @@ const char *agl_shape(const AgTensor *t, int slot) {
 }
 
 int agl_error(lua_State *L, const AgError *err) {
+    if (err->cancel && *err->cancel) agl_interrupt = 0; /* raised now: do not raise twice */
     return luaL_error(L, "%s", err->msg[0] ? err->msg : "engine error");
 }
 

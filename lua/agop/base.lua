@@ -10,7 +10,35 @@ local function extend(agop)
       rawset(t, k, mod)
       return mod
     end,
+    -- the REPL's Tab completion lists the submodules before they are loaded
+    __complete = function()
+      local names = {}
+      for _, dir in ipairs(agop.lua_dirs()) do
+        local p = io.popen(string.format("ls '%s/agop' 2>/dev/null", dir))
+        for f in p:lines() do
+          local n = f:match('^([%w_]+)%.lua$')
+          if n and n ~= 'base' then names[#names + 1] = n end
+        end
+        p:close()
+      end
+      return names
+    end,
   })
+
+  --- The folders on package.path that hold agop's Lua files.
+  function agop.lua_dirs()
+    local dirs = {}
+    for tmpl in package.path:gmatch('[^;]+') do
+      local dir = tmpl:match('^(.*)/%?%.lua$')
+      local f = dir and io.open(dir .. '/agop/base.lua')
+      if f then
+        f:close()
+        dirs[#dirs + 1] = dir
+        break
+      end
+    end
+    return dirs
+  end
 
   --- Draws a matrix or image in the terminal (see agop.plot.show).
   function agop.show(m, opts) return require('agop.plot').show(m, opts) end
