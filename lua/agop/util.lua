@@ -112,15 +112,10 @@ function util.read_file(path)
   return s
 end
 
---- Writes a whole file atomically (temporary file, then rename).
+--- Writes a whole file atomically (temporary file, fsync, rename: agop.write_atomic).
 function util.write_file(path, text)
-  local tmp = path .. '.tmp'
-  local f, err = io.open(tmp, 'wb')
-  if not f then error(string.format('cannot write %s', err), 2) end
-  f:write(text)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then error(string.format('cannot rename %s: %s', tmp, rerr), 2) end
+  local ok, err = pcall(require('agop').write_atomic, path, {text})
+  if not ok then error(tostring(err), 2) end
 end
 
 return util
