@@ -1,0 +1,203 @@
+-- agop.models - network architectures used by the studies.
+--
+--   local m = models.vgg11{in_channels = 1, num_classes = 10, width = 0.25}
+--   m.features, m.classifier     -- nn.Sequential, named like PyTorch's (features.0, ...)
+--   m.convs[l]                   -- the l-th conv layer (l = 1..8)
+--   m.config                     -- the options it was built from (all filled in)
+--   m:state_dict()               -- {{name = 'features.0.weight', tensor = ...}, ...}
+--   models.build(m.config)       -- the same architecture again (e.g. from a file's
+--                                -- metadata), freshly initialized
+--   models.save(m, 'model.safetensors')   -- PyTorch names, config in __metadata__
+--   m = models.load('model.safetensors')  -- rebuilt from that config, weights loaded
+local nn = require('agop.nn')
+local util = require('agop.util')
+
+local models = {}
+local fmt = string.format
+
+-- A VGG: features (convolutions and pools), a flatten, a classifier. It is an
+-- nn.Sequential of those three, so forward / backward / parameters / __tostring work as
+-- for any container; state_dict names follow torchvision (features.<i>, classifier.<i>).
+local VGG = nn.class('models.VGG', nn.Sequential)
+models.VGG = VGG
+
+function VGG:__init(features, classifier, config)
+  nn.Sequential.__init(self)
+  self.features = features
+  self.flatten = nn.Flatten()
+  self.classifier = classifier
+  self.modules = {features, self.flatten, classifier}
+  self.config = config
+  self.convs = {}
+  for _, m in ipairs(features.modules) do
+    if nn.is_a(m, nn.Conv2d) then self.convs[#self.convs + 1] = m end
+  end
+end
+
+function VGG:_children()
+  return {{'features', self.features}, {'flatten', self.flatten},
+          {'classifier', self.classifier}}
+end
+
+local VGG_CONFIGS = {
+  vgg11 = {64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'},
+}
+
+local function check_int(who, what, v, lo)
+  if type(v) ~= 'number' or v ~= math.floor(v) or v < lo then
+    error(fmt('%s: %s must be an integer >= %d, got %s', who, what, lo, tostring(v)), 3)
+  end
+end
+
+-- Kaiming-normal (fan_in, ReLU gain): N(0, 2 / fan_in), bias 0.
+local function kaiming_normal(conv, gen)
+  local fan_in = conv.in_channels * conv.kernel_size * conv.kernel_size
+  conv.weight:normal_(0, math.sqrt(2 / fan_in), gen)
+  if conv.bias then conv.bias:zero() end
+end
+
+local function build_vgg(arch, opt)
+  local who = 'models.' .. arch
+  opt = util.options(opt, {
+    in_channels = 1, num_classes = 10, input_size = 32, width = 1.0, batchnorm = false,
+    head = 'linear', first_kernel = 3, hidden = 4096, dropout = 0.5, init = 'kaiming',
+    generator = false,
+  }, who)
+  check_int(who, 'in_channels', opt.in_channels, 1)
+  check_int(who, 'num_classes', opt.num_classes, 1)
+  check_int(who, 'input_size', opt.input_size, 1)
+  check_int(who, 'first_kernel', opt.first_kernel, 1)
+  check_int(who, 'hidden', opt.hidden, 1)
+  if opt.first_kernel % 2 == 0 then
+    error(fmt('%s: first_kernel must be odd (same-size padding), got %d', who,
+              opt.first_kernel), 2)
+  end
+  if type(opt.width) ~= 'number' or not (opt.width > 0) or opt.width == math.huge then
+    error(fmt('%s: width must be a positive number, got %s', who, tostring(opt.width)), 2)
+  end
+  if opt.head ~= 'linear' and opt.head ~= 'classic' then
+    error(fmt("%s: head must be 'linear' or 'classic', got %s", who, tostring(opt.head)), 2)
+  end
+  if opt.init ~= 'kaiming' and opt.init ~= 'pytorch' then
+    error(fmt("%s: init must be 'kaiming' or 'pytorch', got %s", who, tostring(opt.init)), 2)
+  end
+  if type(opt.dropout) ~= 'number' or opt.dropout < 0 or opt.dropout >= 1 then
+    error(fmt('%s: dropout must be in [0, 1), got %s', who, tostring(opt.dropout)), 2)
+  end
+  local gen = opt.generator or nil
+
+  local features = nn.Sequential()
+  local c, s = opt.in_channels, opt.input_size
+  local first = true
+  for _, v in ipairs(VGG_CONFIGS[arch]) do
+    if v == 'M' then
+      if s < 2 then
+        error(fmt('%s: input_size %d is too small for the five 2x2 poolings (needs >= 32)',
+                  who, opt.input_size), 2)
+      end
+      features:add(nn.MaxPool2d(2, {stride = 2}))
+      s = s // 2
+    else
+      local cout = math.max(1, math.floor(v * opt.width + 0.5))
+      local k = first and opt.first_kernel or 3
+      local conv = nn.Conv2d(c, cout, k, {padding = k // 2, generator = gen})
+      if opt.init == 'kaiming' then kaiming_normal(conv, gen) end
+      features:add(conv)
+      if opt.batchnorm then features:add(nn.BatchNorm2d(cout)) end
+      features:add(nn.ReLU())
+      c, first = cout, false
+    end
+  end
+
+  local classifier = nn.Sequential()
+  local nin = c * s * s
+  if opt.head == 'linear' then
+    classifier:add(nn.Linear(nin, opt.num_classes, {generator = gen}))
+  else
+    classifier:add(nn.Linear(nin, opt.hidden, {generator = gen})):add(nn.ReLU())
+      :add(nn.Dropout(opt.dropout, {generator = gen}))
+      :add(nn.Linear(opt.hidden, opt.hidden, {generator = gen})):add(nn.ReLU())
+      :add(nn.Dropout(opt.dropout, {generator = gen}))
+      :add(nn.Linear(opt.hidden, opt.num_classes, {generator = gen}))
+  end
+
+  local config = util.copy(opt)
+  config.generator = nil
+  config.arch = arch
+  return VGG(features, classifier, config)
+end
+
+-- models.vgg11{in_channels = 1, num_classes = 10, input_size = 32, width = 1.0,
+--   batchnorm = false, head = 'linear' | 'classic', first_kernel = 3, hidden = 4096,
+--   dropout = 0.5, init = 'kaiming' | 'pytorch', generator = nil}
+-- VGG11 (configuration A): conv 64-M-128-M-256-256-M-512-512-M-512-512-M, each conv
+-- 3x3 padding 1 (the first one first_kernel x first_kernel), followed by BatchNorm2d when
+-- batchnorm and ReLU; M = 2x2 max pool. Channel counts are scaled by width (rounded, at
+-- least 1). head 'linear': one Linear(512*width * (input_size/32)^2 -> num_classes);
+-- 'classic': Linear-ReLU-Dropout-Linear-ReLU-Dropout-Linear with `hidden` units.
+-- init 'kaiming': conv weights N(0, 2/fan_in), conv biases 0 (VGG11 without batchnorm
+-- does not train from PyTorch's default init); 'pytorch': every layer keeps PyTorch's
+-- default. Linear layers always start from PyTorch's default.
+function models.vgg11(opt) return build_vgg('vgg11', opt) end
+
+-- models.build(config): the model a config (model.config, or a file's metadata) describes.
+function models.build(config)
+  if type(config) ~= 'table' then
+    error('models.build: config must be a table, got ' .. type(config), 2)
+  end
+  local arch = config.arch
+  if type(arch) ~= 'string' or not VGG_CONFIGS[arch] then
+    error(fmt("models.build: unknown arch '%s'", tostring(arch)), 2)
+  end
+  local opt = util.copy(config)
+  opt.arch = nil
+  return build_vgg(arch, opt)
+end
+
+-- models.save(model, path [, metadata]): the model's state_dict as safetensors (PyTorch
+-- names and layouts), with __metadata__ = {format = 'agoplua', arch = ..., config = the
+-- JSON of model.config} plus the given metadata (strings; numbers and booleans are
+-- converted).
+function models.save(model, path, metadata)
+  if type(model) ~= 'table' or type(model.state_dict) ~= 'function' then
+    error('models.save: expected a model, got ' .. (nn.typename(model) or type(model)), 2)
+  end
+  if type(model.config) ~= 'table' then
+    error('models.save: the model has no config (build it with models.vgg11{...})', 2)
+  end
+  local json = require('agop.json')
+  local meta = {}
+  for k, v in pairs(metadata or {}) do meta[k] = v end
+  meta.format = 'agoplua'
+  meta.arch = tostring(model.config.arch)
+  meta.config = json.encode(model.config)
+  require('agop.io').save_safetensors(path, model:state_dict(), meta)
+  return path
+end
+
+-- models.load(path [, config]) -> model: builds the architecture the file's metadata
+-- describes (or `config`, for files written elsewhere, e.g. by PyTorch) and loads its
+-- tensors (shapes checked; every tensor of the model must be present).
+function models.load(path, config)
+  local tensors, meta = require('agop.io').load_safetensors(path)
+  if config == nil then
+    if type(meta.config) ~= 'string' then
+      error(fmt("models.load: %s has no agoplua config in its metadata; pass one: "
+                .. "models.load(path, {arch = 'vgg11', width = ..., ...})", tostring(path)),
+            2)
+    end
+    local ok, cfg = pcall(require('agop.json').decode, meta.config)
+    if not ok or type(cfg) ~= 'table' then
+      error(fmt('models.load: %s: bad config in metadata (%s)', tostring(path),
+                tostring(cfg)), 2)
+    end
+    config = cfg
+  end
+  local ok, model = pcall(models.build, config)
+  if not ok then error(fmt('models.load: %s: %s', tostring(path), tostring(model)), 2) end
+  local ok2, err = pcall(model.load_state_dict, model, tensors)
+  if not ok2 then error(fmt('models.load: %s: %s', tostring(path), tostring(err)), 2) end
+  return model
+end
+
+return models
