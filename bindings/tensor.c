@@ -776,21 +776,12 @@ static int binary(lua_State *L, AgBinOp op, const char *fname, int inplace) {
     int has_alpha = !lua_isnoneornil(L, 3);
     double alpha = has_alpha ? agl_check_finite(L, 3, fname, "alpha") : 1;
     if (a && b) {
-        int pushed = 0;
-        if (has_alpha && alpha != 1) {
-            if (op != AG_ADD && op != AG_SUB)
-                return luaL_error(L, "%s: alpha only applies to add and sub", fname);
-            AgTensor *bs = result_like(L, b, fname);
-            ag_binary_scalar(bs, b, alpha, AG_MUL, 0);
-            b = bs;
-            pushed = 1;
-        }
+        if (has_alpha && alpha != 1 && op != AG_ADD && op != AG_SUB)
+            return luaL_error(L, "%s: alpha only applies to add and sub", fname);
         AgTensor *y = inplace ? a : result_like(L, a, fname);
-        if (ag_binary(y, a, b, op, &err) != 0) return luaL_error(L, "%s: %s", fname, err.msg);
-        if (inplace)
-            lua_settop(L, 1);
-        else if (pushed)
-            lua_remove(L, -2);
+        if (ag_binary(y, a, b, op, (float)alpha, &err) != 0)
+            return luaL_error(L, "%s: %s", fname, err.msg);
+        if (inplace) lua_settop(L, 1);
         return 1;
     }
     if (a) {

@@ -120,7 +120,8 @@ static inline float binop(AgBinOp op, float x, float y) {
     return 0;
 }
 
-int ag_binary(AgTensor *y, const AgTensor *a, const AgTensor *b, AgBinOp op, AgError *err) {
+int ag_binary(AgTensor *y, const AgTensor *a, const AgTensor *b, AgBinOp op, float alpha,
+              AgError *err) {
     int64_t n = ag_numel(a), inner = ag_numel(b);
     int trailing = b->dim <= a->dim;
     for (int d = 0; trailing && d < b->dim; d++)
@@ -134,6 +135,24 @@ int ag_binary(AgTensor *y, const AgTensor *a, const AgTensor *b, AgBinOp op, AgE
     }
     if (n == 0) return 0;
     if (inner == 0) return 0;
+    if (alpha != 1.0f && op != AG_ADD && op != AG_SUB)
+        return ag_fail(err, "a scale factor applies only to add and sub");
+    if (op == AG_SUB) op = AG_ADD, alpha = -alpha;
+    if (op == AG_ADD && inner == n && ag_is_contiguous(y) && ag_is_contiguous(a) &&
+        ag_is_contiguous(b)) {
+        float *yd = y->data;
+        const float *ad = a->data, *bd = b->data;
+#pragma omp parallel for if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + alpha * bd[i];
+        return 0;
+    }
+    if (alpha != 1.0f) {
+#pragma omp parallel for if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++)
+            y->data[offset_of(y, i)] =
+                a->data[offset_of(a, i)] + alpha * b->data[offset_of(b, i % inner)];
+        return 0;
+    }
     if (ag_is_contiguous(y) && ag_is_contiguous(a) && ag_is_contiguous(b)) {
         float *yd = y->data;
         const float *ad = a->data, *bd = b->data;
@@ -163,6 +182,15 @@ int ag_binary(AgTensor *y, const AgTensor *a, const AgTensor *b, AgBinOp op, AgE
 void ag_binary_scalar(AgTensor *y, const AgTensor *a, double s, AgBinOp op, int reversed) {
     int64_t n = ag_numel(a);
     float f = (float)s;
+    if (ag_is_contiguous(y) && ag_is_contiguous(a) && !reversed &&
+        (op == AG_ADD || op == AG_SUB || op == AG_MUL)) {
+        float *yd = y->data;
+        const float *ad = a->data;
+        float add = op == AG_ADD ? f : (op == AG_SUB ? -f : 0), mul = op == AG_MUL ? f : 1;
+#pragma omp parallel for if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) yd[i] = ad[i] * mul + add;
+        return;
+    }
     int contig = ag_is_contiguous(y) && ag_is_contiguous(a);
 #pragma omp parallel for if (n > PAR_MIN)
     for (int64_t i = 0; i < n; i++) {

@@ -48,9 +48,11 @@ typedef enum {
     AG_SIGMOID
 } AgUnOp;
 
-/* y = a op b, where b broadcasts over a's leading dimensions when its sizes equal a's
- * trailing ones (b may also have one element). y has a's shape; y may alias a. */
-int ag_binary(AgTensor *y, const AgTensor *a, const AgTensor *b, AgBinOp op, AgError *err);
+/* y = a op (alpha * b), where b broadcasts over a's leading dimensions when its sizes
+ * equal a's trailing ones (b may also have one element). y has a's shape; y may alias a.
+ * alpha != 1 only for AG_ADD and AG_SUB (a fused axpy: no temporary). */
+int ag_binary(AgTensor *y, const AgTensor *a, const AgTensor *b, AgBinOp op, float alpha,
+              AgError *err);
 /* y = a op s (or s op a when reversed != 0). */
 void ag_binary_scalar(AgTensor *y, const AgTensor *a, double s, AgBinOp op, int reversed);
 void ag_unary(AgTensor *y, const AgTensor *a, AgUnOp op);
