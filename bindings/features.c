@@ -1,0 +1,316 @@
+/* features.c - Lua bindings of engine/linalg.c and engine/agop.c: the feature-analysis
+ * numerics (lua/agop/features.lua builds on them).
+ *
+ *   M:eig() / agop.eig(M)          -> eigenvalues (n) ascending, eigenvectors (n, n) columns
+ *   M:matpow(a) / agop.matpow(M, a)-> M^a (symmetric M, a > 0, negative eigenvalues -> 0)
+ *   agop.nfm(w)                    -> W^T W (d, d), w (co, ci, k, k) or (co, d)
+ *   agop.dmatrix(n)                -> an n x n double-precision accumulator (agop.DMatrix)
+ *   agop.agop_accumulate(S, g)     -> S; S += sum over (b, h, w) of g g^T, g (B, co, H, W)
+ *                                     or (B, co)
+ *   agop.agop_finish(S, w, n)      -> W^T S W / n (d, d)
+ *   agop.agop_pow(S, w, n, a)      -> (W^T S W / n)^a through the rank-co factorization
+ *   agop.corr(A, B), agop.cosine(A, B) -> numbers (Pearson over entries; uncentered)
+ *   agop.feature_map(M, x, k, pad) -> (H', W') map in [0, 1], x (C, H, W) or (1, C, H, W)
+ * DMatrix methods: S:size() -> n, S:tensor() -> float (n, n) copy, S:zero(), S:add(T),
+ * S:get(i, j) (1-based, double). */
+#include "../engine/agop.h"
+#include "../engine/linalg.h"
+#include "agl.h"
+
+#include <math.h>
+#include <string.h>
+
+#define DMATRIX "agop.DMatrix"
+#define SYM_TOL 1e-4 /* relative asymmetry accepted by eig and matpow */
+
+typedef struct DMatrix {
+    int64_t n;
+    double data[]; /* (n, n) */
+} DMatrix;
+
+static DMatrix *check_dmatrix(lua_State *L, int arg, const char *fname) {
+    DMatrix *m = luaL_testudata(L, arg, DMATRIX);
+    if (!m) {
+        const char *got = luaL_typename(L, arg);
+        if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING) got = lua_tostring(L, -1);
+        luaL_error(L, "%s: argument #%d must be an agop.DMatrix (from agop.dmatrix(n)), got %s",
+                   fname, arg, got);
+    }
+    return m;
+}
+
+static DMatrix *push_dmatrix(lua_State *L, int64_t n) {
+    DMatrix *m = lua_newuserdatauv(L, sizeof(DMatrix) + (size_t)(n * n) * sizeof(double), 0);
+    m->n = n;
+    memset(m->data, 0, (size_t)(n * n) * sizeof(double));
+    luaL_setmetatable(L, DMATRIX);
+    return m;
+}
+
+/* a contiguous tensor whose entries are all finite, or an error naming fname/what */
+static AgTensor *check_finite_tensor(lua_State *L, int arg, const char *fname,
+                                     const char *what) {
+    AgTensor *t = agl_check_contiguous(L, arg);
+    int64_t n = ag_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(t->data[i]))
+            luaL_error(L, "%s: %s (%s) has a non-finite entry at offset %I", fname, what,
+                       agl_shape(t, 0), (lua_Integer)i);
+    return t;
+}
+
+/* a finite square symmetric (within SYM_TOL) matrix */
+static AgTensor *check_symmetric(lua_State *L, int arg, const char *fname) {
+    AgTensor *t = agl_check_tensor(L, arg);
+    if (t->dim != 2 || t->size[0] != t->size[1] || t->size[0] < 1)
+        luaL_error(L, "%s: expected a non-empty square matrix, got %s", fname, agl_shape(t, 0));
+    if (t->size[0] > AG_EIG_MAXN)
+        luaL_error(L, "%s: matrix %s is larger than %d x %d", fname, agl_shape(t, 0),
+                   AG_EIG_MAXN, AG_EIG_MAXN);
+    t = check_finite_tensor(L, arg, fname, "matrix");
+    double asym = ag_asymmetry(t->data, t->size[0]);
+    if (asym > SYM_TOL)
+        luaL_error(L, "%s: matrix %s is not symmetric (max |a_ij - a_ji| / max |a| = %f > %f)",
+                   fname, agl_shape(t, 0), asym, SYM_TOL);
+    return t;
+}
+
+/* a conv weight (co, ci, k, k) or a matrix (co, d), finite; sets *co and *d */
+static AgTensor *check_weight(lua_State *L, int arg, const char *fname, int64_t *co,
+                              int64_t *d) {
+    AgTensor *t = agl_check_tensor(L, arg);
+    if ((t->dim != 4 && t->dim != 2) || ag_numel(t) == 0)
+        luaL_error(L, "%s: weight must be (c_out, c_in, k, k) or (c_out, d), got %s", fname,
+                   agl_shape(t, 0));
+    t = check_finite_tensor(L, arg, fname, "weight");
+    *co = t->size[0];
+    *d = ag_numel(t) / t->size[0];
+    return t;
+}
+
+static int l_eig(lua_State *L) {
+    AgTensor *a = check_symmetric(L, 1, "eig");
+    int64_t n = a->size[0];
+    AgTensor *ev = agl_push_tensor(L, "eig", 1, (int64_t[]){n});
+    AgTensor *v = agl_push_tensor(L, "eig", 2, (int64_t[]){n, n});
+    AgError err = agl_error_value();
+    if (ag_eigh(ev->data, v->data, a->data, n, &err)) return agl_error(L, &err);
+    return 2;
+}
+
+static int l_matpow(lua_State *L) {
+    AgTensor *a = check_symmetric(L, 1, "matpow");
+    double alpha = agl_check_finite(L, 2, "matpow", "exponent");
+    if (!(alpha > 0.0)) return luaL_error(L, "matpow: exponent must be > 0, got %f", alpha);
+    int64_t n = a->size[0];
+    AgTensor *y = agl_push_tensor(L, "matpow", 2, (int64_t[]){n, n});
+    AgError err = agl_error_value();
+    if (ag_sym_pow(y->data, a->data, n, alpha, &err)) return agl_error(L, &err);
+    return 1;
+}
+
+static int l_nfm(lua_State *L) {
+    int64_t co, d;
+    AgTensor *w = check_weight(L, 1, "nfm", &co, &d);
+    if (d > 65536) return luaL_error(L, "nfm: d = %I is too large", (lua_Integer)d);
+    AgTensor *n = agl_push_tensor(L, "nfm", 2, (int64_t[]){d, d});
+    AgError err = agl_error_value();
+    if (ag_nfm(n->data, w->data, co, d, &err)) return agl_error(L, &err);
+    return 1;
+}
+
+static int l_dmatrix(lua_State *L) {
+    int64_t n = agl_check_int(L, 1, "dmatrix", "n", 1, 65536);
+    push_dmatrix(L, n);
+    return 1;
+}
+
+static int l_agop_accumulate(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "agop_accumulate");
+    AgTensor *g = agl_check_tensor(L, 2);
+    if (g->dim != 4 && g->dim != 2)
+        return luaL_error(L, "agop_accumulate: gradient must be (B, C, H, W) or (B, C), got %s",
+                          agl_shape(g, 0));
+    if (g->size[1] != s->n)
+        return luaL_error(L,
+                          "agop_accumulate: gradient %s has %I channels, the accumulator "
+                          "is %Ix%I",
+                          agl_shape(g, 0), (lua_Integer)g->size[1], (lua_Integer)s->n,
+                          (lua_Integer)s->n);
+    g = agl_check_contiguous(L, 2); /* finiteness: checked by the engine while packing */
+    int64_t hw = g->dim == 4 ? g->size[2] * g->size[3] : 1;
+    AgError err = agl_error_value();
+    if (ag_agop_accumulate(s->data, g->data, g->size[0], s->n, hw, &err))
+        return agl_error(L, &err);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* common checks of agop_finish / agop_pow: S, w matching, n > 0 */
+static AgTensor *finish_args(lua_State *L, const char *fname, DMatrix **s, int64_t *co,
+                             int64_t *d, double *n) {
+    *s = check_dmatrix(L, 1, fname);
+    AgTensor *w = check_weight(L, 2, fname, co, d);
+    if (*co != (*s)->n)
+        luaL_error(L, "%s: weight %s has %I output channels, the accumulator is %Ix%I", fname,
+                   agl_shape(w, 0), (lua_Integer)*co, (lua_Integer)(*s)->n,
+                   (lua_Integer)(*s)->n);
+    if (*d > 65536) luaL_error(L, "%s: d = %I is too large", fname, (lua_Integer)*d);
+    *n = agl_check_finite(L, 3, fname, "number of images");
+    if (!(*n > 0)) luaL_error(L, "%s: number of images must be > 0, got %f", fname, *n);
+    return w;
+}
+
+static int l_agop_finish(lua_State *L) {
+    DMatrix *s;
+    int64_t co, d;
+    double n;
+    AgTensor *w = finish_args(L, "agop_finish", &s, &co, &d, &n);
+    AgTensor *g = agl_push_tensor(L, "agop_finish", 2, (int64_t[]){d, d});
+    AgError err = agl_error_value();
+    if (ag_agop_finish(g->data, s->data, w->data, co, d, n, &err)) return agl_error(L, &err);
+    return 1;
+}
+
+static int l_agop_pow(lua_State *L) {
+    DMatrix *s;
+    int64_t co, d;
+    double n;
+    AgTensor *w = finish_args(L, "agop_pow", &s, &co, &d, &n);
+    double alpha = agl_check_finite(L, 4, "agop_pow", "exponent");
+    if (!(alpha > 0.0)) return luaL_error(L, "agop_pow: exponent must be > 0, got %f", alpha);
+    AgTensor *g = agl_push_tensor(L, "agop_pow", 2, (int64_t[]){d, d});
+    AgError err = agl_error_value();
+    if (ag_agop_pow(g->data, s->data, w->data, co, d, n, alpha, &err))
+        return agl_error(L, &err);
+    return 1;
+}
+
+static int similarity(lua_State *L, const char *fname,
+                      int (*f)(double *, const float *, const float *, int64_t, AgError *)) {
+    AgTensor *a = agl_check_tensor(L, 1), *b = agl_check_tensor(L, 2);
+    if (!ag_same_shape(a, b))
+        return luaL_error(L, "%s: shapes differ: %s vs %s", fname, agl_shape(a, 0),
+                          agl_shape(b, 1));
+    a = check_finite_tensor(L, 1, fname, "first argument");
+    b = check_finite_tensor(L, 2, fname, "second argument");
+    double v;
+    AgError err = agl_error_value();
+    if (f(&v, a->data, b->data, ag_numel(a), &err)) return agl_error(L, &err);
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+static int l_corr(lua_State *L) {
+    return similarity(L, "corr", ag_pearson);
+}
+
+static int l_cosine(lua_State *L) {
+    return similarity(L, "cosine", ag_cosine);
+}
+
+static int l_feature_map(lua_State *L) {
+    AgTensor *m = agl_check_tensor(L, 1), *x = agl_check_tensor(L, 2);
+    int64_t k = agl_check_int(L, 3, "feature_map", "kernel size", 1, 64);
+    int64_t pad = agl_check_int(L, 4, "feature_map", "padding", 0, 64);
+    if (!(x->dim == 3 || (x->dim == 4 && x->size[0] == 1)))
+        return luaL_error(L, "feature_map: image must be (C, H, W) or (1, C, H, W), got %s",
+                          agl_shape(x, 0));
+    int o = x->dim - 3;
+    int64_t c = x->size[o], h = x->size[o + 1], w = x->size[o + 2], d = c * k * k;
+    if (m->dim != 2 || m->size[0] != d || m->size[1] != d)
+        return luaL_error(L,
+                          "feature_map: matrix %s does not match image %s with kernel %I "
+                          "(expected %Ix%I)",
+                          agl_shape(m, 0), agl_shape(x, 1), (lua_Integer)k, (lua_Integer)d,
+                          (lua_Integer)d);
+    if (h < 1 || w < 1 || h + 2 * pad < k || w + 2 * pad < k)
+        return luaL_error(L, "feature_map: image %s with padding %I is smaller than kernel %I",
+                          agl_shape(x, 0), (lua_Integer)pad, (lua_Integer)k);
+    m = check_finite_tensor(L, 1, "feature_map", "matrix");
+    x = check_finite_tensor(L, 2, "feature_map", "image");
+    AgTensor *out = agl_push_tensor(L, "feature_map", 2,
+                                    (int64_t[]){h + 2 * pad - k + 1, w + 2 * pad - k + 1});
+    AgError err = agl_error_value();
+    if (ag_feature_map(out->data, m->data, x->data, c, h, w, k, pad, &err))
+        return agl_error(L, &err);
+    return 1;
+}
+
+/* ---------- DMatrix methods ---------- */
+
+static int d_size(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:size");
+    lua_pushinteger(L, (lua_Integer)s->n);
+    return 1;
+}
+
+static int d_tensor(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:tensor");
+    AgTensor *t = agl_push_tensor(L, "DMatrix:tensor", 2, (int64_t[]){s->n, s->n});
+    for (int64_t i = 0; i < s->n * s->n; i++) t->data[i] = (float)s->data[i];
+    return 1;
+}
+
+static int d_zero(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:zero");
+    memset(s->data, 0, (size_t)(s->n * s->n) * sizeof(double));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int d_add(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:add"), *t = check_dmatrix(L, 2, "DMatrix:add");
+    if (s->n != t->n)
+        return luaL_error(L, "DMatrix:add: sizes differ: %Ix%I vs %Ix%I", (lua_Integer)s->n,
+                          (lua_Integer)s->n, (lua_Integer)t->n, (lua_Integer)t->n);
+    for (int64_t i = 0; i < s->n * s->n; i++) s->data[i] += t->data[i];
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int d_get(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:get");
+    int64_t i = agl_check_int(L, 2, "DMatrix:get", "row", 1, s->n);
+    int64_t j = agl_check_int(L, 3, "DMatrix:get", "column", 1, s->n);
+    lua_pushnumber(L, s->data[(i - 1) * s->n + (j - 1)]);
+    return 1;
+}
+
+static int d_tostring(lua_State *L) {
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:__tostring");
+    lua_pushfstring(L, "agop.DMatrix(%Ix%I, double)", (lua_Integer)s->n, (lua_Integer)s->n);
+    return 1;
+}
+
+static const luaL_Reg dmatrix_methods[] = {{"size", d_size}, {"tensor", d_tensor},
+                                           {"zero", d_zero}, {"add", d_add},
+                                           {"get", d_get},   {NULL, NULL}};
+
+static const luaL_Reg tensor_methods[] = {{"eig", l_eig}, {"matpow", l_matpow}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {{"eig", l_eig},
+                                 {"matpow", l_matpow},
+                                 {"nfm", l_nfm},
+                                 {"dmatrix", l_dmatrix},
+                                 {"agop_accumulate", l_agop_accumulate},
+                                 {"agop_finish", l_agop_finish},
+                                 {"agop_pow", l_agop_pow},
+                                 {"corr", l_corr},
+                                 {"cosine", l_cosine},
+                                 {"feature_map", l_feature_map},
+                                 {NULL, NULL}};
+
+void agl_open_features(lua_State *L) {
+    int mod = lua_gettop(L);
+    luaL_newmetatable(L, DMATRIX);
+    luaL_newlib(L, dmatrix_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, d_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+    agl_tensor_methods(L);
+    luaL_setfuncs(L, tensor_methods, 0);
+    lua_settop(L, mod);
+    luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,268 @@
+/* agop.c - CNFM (W^T W) and the patch-AGOP fast path (S accumulation, W^T S W / n). */
+#include "agop.h"
+
+#include "linalg.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Positions per packed chunk: enough to keep syrk efficient, few enough that the float
+ * sums inside one chunk stay accurate (they are added into double between chunks). */
+#define AGOP_CHUNK 4096
+
+int ag_nfm(float *n, const float *w, int64_t co, int64_t d, AgError *err) {
+    if (co < 1 || d < 1 || co > INT32_MAX || d > INT32_MAX)
+        return ag_fail(err, "nfm: bad weight matrix size %lldx%lld", (long long)co,
+                       (long long)d);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)co, 1.0f, w, (int)d, 0.0f,
+                n, (int)d);
+#pragma omp parallel for
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < i; j++) n[i * d + j] = n[j * d + i];
+    return 0;
+}
+
+/* 1 when any of x[0..n) is Inf or NaN (exponent bits all set); vectorizes. */
+static int any_nonfinite(const float *x, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad != 0;
+}
+
+/* Copies positions [j0, j0 + np) of g (batch, co, hw), numbered b * hw + p, into x
+ * (co, np) as columns; returns 1 when a copied value is not finite.
+ *   x: (co, np) float or double (elem_double 0 or 1)
+ * Serial on purpose, as is the accumulation below: both are small next to the syrk, and an
+ * OpenMP region squeezed between OpenBLAS calls (whose pthreads spin after each call)
+ * made the whole accumulation several times slower on 2 cores. */
+static int pack_positions(void *x, int elem_double, const float *g, int64_t co, int64_t hw,
+                          int64_t j0, int64_t np) {
+    int bad = 0;
+    for (int64_t c = 0; c < co; c++) {
+        int64_t j = j0;
+        while (j < j0 + np) {
+            int64_t b = j / hw, p = j % hw;
+            int64_t len = hw - p < j0 + np - j ? hw - p : j0 + np - j;
+            const float *src = g + (b * co + c) * hw + p;
+            bad |= any_nonfinite(src, len);
+            if (elem_double) {
+                double *dst = (double *)x + c * np + (j - j0);
+                for (int64_t t = 0; t < len; t++) dst[t] = src[t];
+            } else {
+                memcpy((float *)x + c * np + (j - j0), src, (size_t)len * sizeof(float));
+            }
+            j += len;
+        }
+    }
+    return bad;
+}
+
+static int check_acc(int64_t batch, int64_t co, int64_t hw, AgError *err) {
+    int64_t n;
+    if (batch < 0 || co < 1 || hw < 0 || co > 65536 || ag_mul_size(batch, hw, &n) != 0 ||
+        ag_mul_size(n, co, &n) != 0)
+        return ag_fail(err, "agop_accumulate: bad gradient sizes batch=%lld co=%lld hw=%lld",
+                       (long long)batch, (long long)co, (long long)hw);
+    return 0;
+}
+
+static void mirror_upper(double *s, int64_t co) {
+    for (int64_t i = 0; i < co; i++)
+        for (int64_t j = 0; j < i; j++) s[i * co + j] = s[j * co + i];
+}
+
+/* With several chunks the sum goes through a zeroed temporary first, so that a non-finite
+ * entry found in a later chunk leaves s untouched. */
+static double *acc_target(double *s, int64_t co, int64_t total, int64_t chunk) {
+    return total > chunk ? calloc((size_t)(co * co), sizeof(double)) : s;
+}
+
+static void acc_commit(double *s, double *acc, int64_t co, int ok) {
+    if (acc != s) {
+        if (ok)
+            for (int64_t i = 0; i < co; i++)
+                for (int64_t j = i; j < co; j++) s[i * co + j] += acc[i * co + j];
+        free(acc);
+    }
+    if (ok) mirror_upper(s, co);
+}
+
+int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
+                       AgError *err) {
+    if (check_acc(batch, co, hw, err)) return -1;
+    int64_t total = batch * hw;
+    if (total == 0) return 0;
+    int64_t chunk = total < AGOP_CHUNK ? total : AGOP_CHUNK;
+    float *x = malloc((size_t)(co * chunk) * sizeof *x);
+    float *t = malloc((size_t)(co * co) * sizeof *t);
+    double *acc = acc_target(s, co, total, chunk);
+    if (!x || !t || !acc) {
+        free(x);
+        free(t);
+        if (acc != s) free(acc);
+        return ag_fail(err, "agop_accumulate: out of memory (co=%lld)", (long long)co);
+    }
+    int rc = 0;
+    for (int64_t j0 = 0; j0 < total; j0 += chunk) {
+        int64_t np = total - j0 < chunk ? total - j0 : chunk;
+        if (pack_positions(x, 0, g, co, hw, j0, np)) {
+            rc = ag_fail(err, "agop_accumulate: the gradient has a non-finite entry");
+            break;
+        }
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)co, (int)np, 1.0f, x, (int)np,
+                    0.0f, t, (int)co);
+        for (int64_t i = 0; i < co; i++)
+            for (int64_t j = i; j < co; j++) acc[i * co + j] += (double)t[i * co + j];
+    }
+    acc_commit(s, acc, co, rc == 0);
+    free(x);
+    free(t);
+    return rc;
+}
+
+int ag_agop_accumulate_d(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
+                         AgError *err) {
+    if (check_acc(batch, co, hw, err)) return -1;
+    int64_t total = batch * hw;
+    if (total == 0) return 0;
+    int64_t chunk = total < AGOP_CHUNK ? total : AGOP_CHUNK;
+    double *x = malloc((size_t)(co * chunk) * sizeof *x);
+    double *acc = acc_target(s, co, total, chunk);
+    if (!x || !acc) {
+        free(x);
+        if (acc != s) free(acc);
+        return ag_fail(err, "agop_accumulate: out of memory (co=%lld)", (long long)co);
+    }
+    int rc = 0;
+    for (int64_t j0 = 0; j0 < total; j0 += chunk) {
+        int64_t np = total - j0 < chunk ? total - j0 : chunk;
+        if (pack_positions(x, 1, g, co, hw, j0, np)) {
+            rc = ag_fail(err, "agop_accumulate: the gradient has a non-finite entry");
+            break;
+        }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)co, (int)np, 1.0, x, (int)np,
+                    1.0, acc, (int)co);
+    }
+    acc_commit(s, acc, co, rc == 0);
+    free(x);
+    return rc;
+}
+
+int ag_agop_finish(float *g_out, const double *s, const float *w, int64_t co, int64_t d,
+                   double n_images, AgError *err) {
+    if (co < 1 || d < 1 || co > 65536 || d > INT32_MAX / (co > d ? co : d))
+        return ag_fail(err, "agop_finish: bad sizes co=%lld d=%lld", (long long)co,
+                       (long long)d);
+    if (!(n_images > 0.0) || !isfinite(n_images))
+        return ag_fail(err, "agop_finish: number of images must be > 0, got %g", n_images);
+    double *wd = malloc((size_t)(co * d) * sizeof *wd);
+    double *t = malloc((size_t)(co * d) * sizeof *t);
+    float *tf = malloc((size_t)(co * d) * sizeof *tf);
+    if (!wd || !t || !tf) {
+        free(wd);
+        free(t);
+        free(tf);
+        return ag_fail(err, "agop_finish: out of memory (co=%lld, d=%lld)", (long long)co,
+                       (long long)d);
+    }
+#pragma omp parallel for
+    for (int64_t i = 0; i < co * d; i++) wd[i] = w[i];
+    /* t = S W  (co, d), in double */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)co, (int)d, (int)co, 1.0, s,
+                (int)co, wd, (int)d, 0.0, t, (int)d);
+#pragma omp parallel for
+    for (int64_t i = 0; i < co * d; i++) tf[i] = (float)t[i];
+    free(wd);
+    free(t);
+    /* g = W^T t / n  (d, d) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)co,
+                (float)(1.0 / n_images), w, (int)d, tf, (int)d, 0.0f, g_out, (int)d);
+    free(tf);
+#pragma omp parallel for
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = i + 1; j < d; j++) {
+            float v = 0.5f * (g_out[i * d + j] + g_out[j * d + i]);
+            g_out[i * d + j] = v;
+            g_out[j * d + i] = v;
+        }
+    return 0;
+}
+
+int ag_agop_pow(float *g_out, const double *s, const float *w, int64_t co, int64_t d,
+                double n_images, double alpha, AgError *err) {
+    if (!(alpha > 0.0) || !isfinite(alpha))
+        return ag_fail(err, "agop_pow: exponent must be a finite number > 0, got %g", alpha);
+    if (d <= co) {
+        if (ag_agop_finish(g_out, s, w, co, d, n_images, err)) return -1;
+        return ag_sym_pow(g_out, g_out, d, alpha, err);
+    }
+    if (co > AG_EIG_MAXN || d > INT32_MAX / co)
+        return ag_fail(err, "agop_pow: bad sizes co=%lld d=%lld", (long long)co, (long long)d);
+    if (!(n_images > 0.0) || !isfinite(n_images))
+        return ag_fail(err, "agop_pow: number of images must be > 0, got %g", n_images);
+    size_t cc = (size_t)(co * co), cd = (size_t)(co * d);
+    double *q = malloc(cc * sizeof *q), *lam = malloc((size_t)co * sizeof *lam);
+    double *wd = malloc(cd * sizeof *wd), *a = malloc(cd * sizeof *a);
+    double *k = malloc(cc * sizeof *k);
+    float *bf = malloc(cd * sizeof *bf);
+    int rc = 0;
+    if (!q || !lam || !wd || !a || !k || !bf) {
+        rc = ag_fail(err, "agop_pow: out of memory (co=%lld, d=%lld)", (long long)co,
+                     (long long)d);
+        goto done;
+    }
+    /* s / n = Q diag(lam) Q^T; q holds Q's columns as rows. R = diag(lam+^(1/2)) Q^T. */
+    for (size_t i = 0; i < cc; i++) q[i] = s[i] / n_images;
+    if ((rc = ag_eigh_d(lam, q, co, err)) != 0) goto done;
+    for (int64_t j = 0; j < co; j++) {
+        double r = lam[j] > 0.0 ? sqrt(lam[j]) : 0.0;
+        for (int64_t i = 0; i < co; i++) q[j * co + i] *= r;
+    }
+#pragma omp parallel for
+    for (int64_t i = 0; i < co * d; i++) wd[i] = w[i];
+    /* A = R W (co, d); then A^T A = W^T Q diag(lam) Q^T W = G */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)co, (int)d, (int)co, 1.0, q,
+                (int)co, wd, (int)d, 0.0, a, (int)d);
+    /* K = A A^T = U diag(sig^2) U^T */
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)co, (int)d, 1.0, a, (int)d, 0.0,
+                k, (int)co);
+    for (int64_t i = 0; i < co; i++)
+        for (int64_t j = 0; j < i; j++) k[i * co + j] = k[j * co + i];
+    if ((rc = ag_eigh_d(lam, k, co, err)) != 0) goto done;
+    /* B = diag(sig^(alpha - 1)) U^T A over the kept directions (the last ones) */
+    double top = lam[co - 1];
+    int64_t first = co;
+    while (first > 0 && lam[first - 1] > 1e-13 * top && top > 0.0) first--;
+    int64_t keep = co - first;
+    if (keep == 0) {
+        memset(g_out, 0, (size_t)(d * d) * sizeof *g_out);
+        goto done;
+    }
+    for (int64_t j = first; j < co; j++) {
+        double sc = pow(lam[j], 0.5 * (alpha - 1.0));
+        for (int64_t i = 0; i < co; i++) k[j * co + i] *= sc;
+    }
+    /* wd reused as B (keep, d) = (scaled U rows) A */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)keep, (int)d, (int)co, 1.0,
+                k + first * co, (int)co, a, (int)d, 0.0, wd, (int)d);
+    for (int64_t i = 0; i < keep * d; i++) bf[i] = (float)wd[i];
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)keep, 1.0f, bf, (int)d,
+                0.0f, g_out, (int)d);
+#pragma omp parallel for
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < i; j++) g_out[i * d + j] = g_out[j * d + i];
+done:
+    free(q);
+    free(lam);
+    free(wd);
+    free(a);
+    free(k);
+    free(bf);
+    return rc;
+}

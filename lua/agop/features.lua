@@ -1,0 +1,264 @@
+-- agop.features: the feature matrices of conv layers (DESIGN.md section 3).
+--
+--   features.nfm(conv)                       -- CNFM W^T W (d x d), conv an nn.Conv2d or a
+--                                            -- weight tensor (c_out, c_in, k, k)
+--   features.agop(model, images, opts)       -- {G_1, ..., G_L}: patch-AGOP of every conv in
+--                                            -- model.convs, G_l = W^T S_l W / n
+--   features.corr(A, B), features.cosine(A, B)   -- Pearson over entries / uncentered
+--   features.pow(M, a) == M:matpow(a)        -- M^a, negative eigenvalues clipped to 0
+--   features.eig(M) == M:eig()               -- eigenvalues (ascending), eigenvectors (columns)
+--   features.feature_map(M, image, model, l) -- (H, W) map of |M p| over the patches p of
+--                                            -- conv l's input, min-max normalized to [0, 1]
+--
+-- The AGOP fast path: one forward of a batch in evaluation mode; then, for every class c,
+-- a backward pass seeded with the one-hot e_c on the logits (before any softmax) that
+-- calls only updateGradInput (no parameter gradients); at every conv its gradOutput
+-- g = df_c/dz (z the conv output, bias included) is folded into a double-precision
+-- S_l += sum over images and positions of g g^T. Because z_ij = W p_ij + b, the
+-- per-patch gradient is W^T g_ij, so G_l = W^T S_l W / n without ever forming a
+-- per-patch gradient.
+local agop = require('agop')
+local nn = require('agop.nn')
+local util = require('agop.util')
+
+local features = {}
+local fmt = string.format
+
+local function is_conv(m)
+  return type(m) == 'table' and nn.is_a(m, nn.Conv2d)
+end
+
+local function weight_of(who, conv)
+  if agop.is_tensor(conv) then return conv end
+  if is_conv(conv) then return conv.weight end
+  error(fmt('%s: expected an nn.Conv2d or a weight tensor, got %s', who,
+            nn.typename(conv) or type(conv)), 3)
+end
+
+--- CNFM of a conv layer: W^T W with W the weight flattened to (c_out, c_in*k*k).
+function features.nfm(conv)
+  return agop.nfm(weight_of('features.nfm', conv))
+end
+
+function features.corr(a, b) return agop.corr(a, b) end
+function features.cosine(a, b) return agop.cosine(a, b) end
+function features.pow(m, a) return agop.matpow(m, a) end
+function features.eig(m) return agop.eig(m) end
+
+-- The convs of a model: model.convs, or every nn.Conv2d found depth-first.
+local function convs_of(model)
+  if type(model.convs) == 'table' and #model.convs > 0 then return model.convs end
+  local out = {}
+  local function visit(m)
+    if is_conv(m) then out[#out + 1] = m end
+    for _, c in ipairs(m.modules or {}) do visit(c) end
+  end
+  visit(model)
+  return out
+end
+
+-- Backward through module m (input x, gradOutput g) calling updateGradInput only, in
+-- reverse order through nested nn.Sequential containers. at_conv(conv, g) is called with
+-- every conv's gradOutput and returns true to stop the walk there (nothing below is
+-- needed). Returns gradInput, or nil when stopped.
+local function walk_back(m, x, g, at_conv)
+  if m.modules then
+    if not nn.is_a(m, nn.Sequential) then
+      error(fmt('cannot walk back through container %s (only nn.Sequential)',
+                nn.typename(m)), 0)
+    end
+    for i = #m.modules, 1, -1 do
+      local xi = i > 1 and m.modules[i - 1].output or x
+      g = walk_back(m.modules[i], xi, g, at_conv)
+      if g == nil then return nil end
+    end
+    return g
+  end
+  if is_conv(m) and at_conv(m, g) then return nil end
+  local ok, r = pcall(m.updateGradInput, m, x, g)
+  if not ok then error(fmt('%s: %s', nn.typename(m), tostring(r)), 0) end
+  return r
+end
+
+local function check_images(who, images)
+  if not agop.is_tensor(images) then
+    error(fmt('%s: images must be a tensor (N, C, H, W), got %s', who, type(images)), 3)
+  end
+  if images:dim() == 3 then images = images:reshape(images:size(1), 1, images:size(2),
+                                                    images:size(3)) end
+  if images:dim() ~= 4 or images:size(1) < 1 then
+    error(fmt('%s: images must be (N, C, H, W) with N >= 1, got %s', who,
+              table.concat(images:size(), 'x')), 3)
+  end
+  return images
+end
+
+-- The list of 1-based class indices to seed, from opts.classes (false: all, a number k:
+-- the first k, a list: those).
+local function class_list(who, classes, nclass)
+  local out = {}
+  if classes == false then
+    for c = 1, nclass do out[c] = c end
+  elseif type(classes) == 'number' then
+    if classes ~= math.floor(classes) or classes < 1 or classes > nclass then
+      error(fmt('%s: classes must be an integer in [1, %d], got %s', who, nclass,
+                tostring(classes)), 3)
+    end
+    for c = 1, classes do out[c] = c end
+  elseif type(classes) == 'table' then
+    for i, c in ipairs(classes) do
+      if type(c) ~= 'number' or c ~= math.floor(c) or c < 1 or c > nclass then
+        error(fmt('%s: classes[%d] must be a class index in [1, %d], got %s', who, i,
+                  nclass, tostring(c)), 3)
+      end
+      out[i] = c
+    end
+    if #out == 0 then error(who .. ': classes is an empty list', 3) end
+  else
+    error(fmt('%s: classes must be false, a number or a list, got %s', who, type(classes)), 3)
+  end
+  return out
+end
+
+--- features.agop(model, images, opts) -> {G_1, ..., G_L} [, {G_1^power, ...}]
+---   model:  an nn model whose forward gives the logits (B, C) (before softmax), built of
+---           nested nn.Sequential; its convs are model.convs (else found depth-first)
+---   images: (N, C, H, W) (or (N, H, W))
+---   opts:   batch = 100 (images per forward), classes = false (all logits; or k for
+---           the first k, or a list of 1-based indices), progress = false (true: a line
+---           on stderr per batch; or function(done, n)), power = false (a number a > 0:
+---           also return G_l^a, computed from the rank-c_out factorization),
+---           layers = false (a list of conv indices: only those; the result then
+---           holds nil for the others)
+--- n in G = W^T S W / n is the number of images. The model runs in evaluation mode and
+--- gets its previous mode back afterwards.
+function features.agop(model, images, opts)
+  local who = 'features.agop'
+  if type(model) ~= 'table' or type(model.forward) ~= 'function' then
+    error(who .. ': model must be an nn module', 2)
+  end
+  images = check_images(who, images)
+  opts = util.options(opts, {batch = 100, classes = false, progress = false, power = false,
+                             layers = false}, who)
+  if type(opts.batch) ~= 'number' or opts.batch < 1 or opts.batch ~= math.floor(opts.batch) then
+    error(fmt('%s: batch must be a positive integer, got %s', who, tostring(opts.batch)), 2)
+  end
+  if opts.power ~= false and (type(opts.power) ~= 'number' or not (opts.power > 0)
+                              or opts.power == math.huge) then
+    error(fmt('%s: power must be a finite number > 0, got %s', who, tostring(opts.power)), 2)
+  end
+  local convs = convs_of(model)
+  if #convs == 0 then error(who .. ': the model has no nn.Conv2d', 2) end
+  local index, wanted, nwanted = {}, {}, 0
+  for l, conv in ipairs(convs) do index[conv] = l end
+  if opts.layers then
+    for _, l in ipairs(opts.layers) do
+      if not convs[l] then
+        error(fmt('%s: layers: no conv %s (the model has %d)', who, tostring(l), #convs), 2)
+      end
+      if not wanted[l] then wanted[l], nwanted = true, nwanted + 1 end
+    end
+  else
+    for l = 1, #convs do wanted[l] = true end
+    nwanted = #convs
+  end
+  local progress = opts.progress
+  if progress == true then
+    progress = function(done, n) io.stderr:write(fmt('\ragop: %d/%d images', done, n)) end
+  end
+
+  local n = images:size(1)
+  local acc = {}
+  for l, conv in ipairs(convs) do
+    if wanted[l] then acc[l] = agop.dmatrix(conv.out_channels) end
+  end
+
+  local was_training = model.training
+  model:evaluate()
+  local ok, err = pcall(function()
+    for first = 1, n, opts.batch do
+      local b = math.min(opts.batch, n - first + 1)
+      local x = images:narrow(1, first, b):contiguous()
+      local logits = model:forward(x)
+      if logits:dim() ~= 2 or logits:size(1) ~= b then
+        error(fmt('the model output is %s, expected logits (%d, C)',
+                  table.concat(logits:size(), 'x'), b), 0)
+      end
+      local classes = class_list(who, opts.classes, logits:size(2))
+      local seed = agop.zeros(b, logits:size(2))
+      for _, c in ipairs(classes) do
+        agop.check_interrupt() -- Ctrl-C in the REPL stops here (the mode is restored)
+        seed:zero()
+        for i = 1, b do seed:set(i, c, 1) end
+        local seen = 0
+        walk_back(model, x, seed, function(conv, g)
+          local l = index[conv]
+          if l and wanted[l] then
+            agop.agop_accumulate(acc[l], g)
+            seen = seen + 1
+          end
+          return seen == nwanted
+        end)
+        if seen ~= nwanted then
+          error(fmt('the backward walk met %d of the %d convs (is every conv inside '
+                    .. 'nested nn.Sequential?)', seen, nwanted), 0)
+        end
+      end
+      if progress then progress(first + b - 1, n) end
+    end
+  end)
+  if was_training then model:train() end
+  if not ok then error(who .. ': ' .. tostring(err), 2) end
+  if opts.progress == true then io.stderr:write('\n') end
+
+  local gs, ps = {}, opts.power and {} or nil
+  for l, conv in ipairs(convs) do
+    if wanted[l] then
+      gs[l] = agop.agop_finish(acc[l], conv.weight, n)
+      if ps then ps[l] = agop.agop_pow(acc[l], conv.weight, n, opts.power) end
+    end
+  end
+  return gs, ps
+end
+
+--- features.feature_map(M, image, model, layer) -> (H', W') tensor in [0, 1]
+--- Runs image (C, H, W) or (1, C, H, W) through model.features up to the input of conv
+--- `layer` (evaluation mode; the previous mode is restored), then maps every stride-1
+--- patch p of that input (the conv's kernel and padding) to |M p|_2, min-max normalized.
+function features.feature_map(m, image, model, layer)
+  local who = 'features.feature_map'
+  if not agop.is_tensor(image) then
+    error(fmt('%s: image must be a tensor (C, H, W), got %s', who, type(image)), 2)
+  end
+  if image:dim() == 2 then image = image:reshape(1, 1, image:size(1), image:size(2)) end
+  if image:dim() == 3 then image = image:reshape(1, image:size(1), image:size(2),
+                                                 image:size(3)) end
+  if image:dim() ~= 4 or image:size(1) ~= 1 then
+    error(fmt('%s: image must be (C, H, W) or (1, C, H, W), got %s', who,
+              table.concat(image:size(), 'x')), 2)
+  end
+  local convs = type(model) == 'table' and convs_of(model) or {}
+  local conv = convs[layer]
+  if not conv then
+    error(fmt('%s: no conv layer %s (the model has %d)', who, tostring(layer), #convs), 2)
+  end
+  local body = model.features or model
+  local x = image:contiguous()
+  local was_training = model.training
+  model:evaluate()
+  local ok, err = pcall(function()
+    local found = false
+    for _, mod in ipairs(body.modules or {}) do
+      if mod == conv then found = true break end
+      x = mod:forward(x)
+    end
+    if not found then
+      error(fmt('conv %d is not a direct child of the model\'s features', layer), 0)
+    end
+  end)
+  if was_training then model:train() end
+  if not ok then error(who .. ': ' .. tostring(err), 2) end
+  return agop.feature_map(m, x, conv.kernel_size, conv.padding)
+end
+
+return features
