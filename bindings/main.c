@@ -48,39 +48,69 @@ int openblas_get_num_threads(void);
 static const char *progname = "agoplua";
 /* the core OpenBLAS had chosen before the re-exec switched it, "" when not switched */
 static char blas_switched_from[64];
+/* 1 when the host chose OMP_WAIT_POLICY=passive (see startup_env) */
+static int omp_passive_set;
 /* the thread count set at start-up, and where it came from */
 static int start_threads;
 static const char *start_threads_from = "cores";
 
 /* ---------------------------------------------------------------- OpenBLAS core --- */
 
-/* Runs first. When OpenBLAS chose old kernels for a CPU it does not recognise, re-exec
- * with OPENBLAS_CORETYPE set (OpenBLAS reads it only when it loads). Never overrides a
- * user's OPENBLAS_CORETYPE; AGOP_REEXEC marks the second run (and names the old core)
- * so that it cannot loop. AGOP_PRETEND_CORE=<name> makes the host act as if OpenBLAS
- * had chosen <name>: it exists to test this path on machines OpenBLAS knows. */
-static void blas_fix_core(char **argv) {
-    const char *from = getenv("AGOP_REEXEC");
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    if (from) {
-        if (user && *user) snprintf(blas_switched_from, sizeof blas_switched_from, "%s", from);
-        unsetenv("AGOP_REEXEC"); /* programs we start see OPENBLAS_CORETYPE as given */
+/* Runs first, and settles what the libraries read only when they load:
+ * - OpenBLAS: when it chose old kernels for a CPU it does not recognise, set
+ *   OPENBLAS_CORETYPE (never overriding a user's value). AGOP_PRETEND_CORE=<name> makes
+ *   the host act as if OpenBLAS had chosen <name>: it exists to test this path on
+ *   machines OpenBLAS knows.
+ * - OpenMP: libgomp's idle threads spin by default and then fight OpenBLAS's own
+ *   threads for the cores (measured on 2 cores: AGOP of VGG11 over 1000 images took
+ *   116 s spinning, 63 s passive). Unless the user set OMP_WAIT_POLICY, use passive.
+ * Either change re-executes once. AGOP_REEXEC="<old core or ->|<1 if we set the OpenMP
+ * policy>" marks the second run, so it cannot loop; both marks are then removed, so the
+ * programs we start see the user's environment (plus a chosen OPENBLAS_CORETYPE). */
+static void startup_env(char **argv) {
+    const char *mark = getenv("AGOP_REEXEC");
+    if (mark) {
+        char from[64];
+        snprintf(from, sizeof from, "%s", mark);
+        char *bar = strchr(from, '|');
+        if (bar) {
+            *bar = 0;
+            if (bar[1] == '1') {
+                omp_passive_set = 1;
+                unsetenv("OMP_WAIT_POLICY");
+            }
+        }
+        const char *user = getenv("OPENBLAS_CORETYPE");
+        if (user && *user && strcmp(from, "-") != 0)
+            snprintf(blas_switched_from, sizeof blas_switched_from, "%s", from);
+        unsetenv("AGOP_REEXEC");
         return;
     }
-    if (user && *user) return;
-    const char *current = getenv("AGOP_PRETEND_CORE");
-    if (!current || !*current) current = openblas_get_corename();
-    AgCpu cpu;
-    ag_cpu_detect(&cpu);
-    const char *core = ag_blas_coretype_for(&cpu, current);
-    if (!core) return;
-    if (setenv("OPENBLAS_CORETYPE", core, 1) == 0 && setenv("AGOP_REEXEC", current, 1) == 0)
-        execv("/proc/self/exe", argv);
-    fprintf(stderr,
-            "agoplua: warning: OpenBLAS uses %s kernels; could not restart with %s ones "
-            "(%s). Set OPENBLAS_CORETYPE=%s to get them.\n",
-            current, core, strerror(errno), core);
-    unsetenv("OPENBLAS_CORETYPE");
+    int again = 0, omp = 0;
+    const char *old = "-";
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    if ((!wp || !*wp) && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) again = omp = 1;
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    const char *core = NULL;
+    if (!(user && *user)) {
+        const char *current = getenv("AGOP_PRETEND_CORE");
+        if (!current || !*current) current = openblas_get_corename();
+        AgCpu cpu;
+        ag_cpu_detect(&cpu);
+        core = ag_blas_coretype_for(&cpu, current);
+        if (core && setenv("OPENBLAS_CORETYPE", core, 1) == 0) again = 1, old = current;
+    }
+    if (!again) return;
+    char value[80];
+    snprintf(value, sizeof value, "%s|%d", old, omp);
+    if (setenv("AGOP_REEXEC", value, 1) == 0) execv("/proc/self/exe", argv);
+    if (core)
+        fprintf(stderr,
+                "agoplua: warning: OpenBLAS uses %s kernels; could not restart with %s ones "
+                "(%s). Set OPENBLAS_CORETYPE=%s to get them.\n",
+                old, core, strerror(errno), core);
+    if (core) unsetenv("OPENBLAS_CORETYPE");
+    if (omp) unsetenv("OMP_WAIT_POLICY");
     unsetenv("AGOP_REEXEC");
 }
 
@@ -148,6 +178,10 @@ static void print_version(void) {
     printf("libpng %s (built with %s)\n", png_get_libpng_ver(NULL), PNG_LIBPNG_VER_STRING);
     printf("threads: %d (from %s; OpenBLAS %d, OpenMP %d)\n", start_threads, start_threads_from,
            openblas_get_num_threads(), omp_get_max_threads());
+    printf("OpenMP wait policy: %s\n",
+           omp_passive_set
+               ? "passive (set by agoplua)"
+               : (getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "libgomp default"));
     fflush(stdout);
 }
 
@@ -740,7 +774,7 @@ static int pmain(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-    blas_fix_core(argv); /* first: may re-execute the program */
+    startup_env(argv); /* first: may re-execute the program */
     if (argv[0] && argv[0][0]) progname = argv[0];
     start_threads = threads_at_start();
     if (start_threads < 0) return EXIT_FAILURE;

@@ -34,7 +34,7 @@ local opt, given = cli.parse(arg, {
 
 if opt.quick then
   local quick = {width = 0.25, train_limit = 4000, test_limit = 2000, agop_samples = 300,
-    epochs = 2, lr = 0.05, warmup = 20, vis_size = 64}
+    epochs = 2, lr = 0.02, batch = 32, warmup = 20, vis_size = 64}
   for k, v in pairs(quick) do if not given[k] then opt[k] = v end end
 end
 if opt.out == '' then opt.out = opt.quick and 'results/vgg11_mnist_quick' or 'results/vgg11_mnist' end
@@ -88,7 +88,7 @@ run:set('agop', {samples = n_agop, from = string.format('train[1:%d]', n_agop),
 local nfm, sqrtG = {}, {}
 for l, conv in ipairs(model.convs) do
   nfm[l] = features.nfm(conv)
-  sqrtG[l] = G[l]:pow(0.5)
+  sqrtG[l] = G[l]:matpow(0.5)
   run:npy(string.format('conv%d_nfm.npy', l), nfm[l])
   run:npy(string.format('conv%d_agop.npy', l), G[l])
 end

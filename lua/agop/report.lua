@@ -89,4 +89,119 @@ function report.table1(rows)
     csv = table.concat(csv, '\n') .. '\n'}
 end
 
+-- ------------------------------------------------------------------------------------
+-- figures (through agop.plot)
+
+--- Bilinear resize of an (H, W) tensor to (n, n), as the seed did to see deep layers.
+function report.resize(img, n)
+  local h, w = img:size(1), img:size(2)
+  local src = img:contiguous():tolist()
+  local out = {}
+  for i = 0, n - 1 do
+    local y = (i + 0.5) * h / n - 0.5
+    local y0 = math.max(0, math.min(h - 1, math.floor(y)))
+    local y1, fy = math.min(h - 1, y0 + 1), math.max(0, math.min(1, y - y0))
+    for j = 0, n - 1 do
+      local x = (j + 0.5) * w / n - 0.5
+      local x0 = math.max(0, math.min(w - 1, math.floor(x)))
+      local x1, fx = math.min(w - 1, x0 + 1), math.max(0, math.min(1, x - x0))
+      local a, b = src[y0 * w + x0 + 1], src[y0 * w + x1 + 1]
+      local c, d = src[y1 * w + x0 + 1], src[y1 * w + x1 + 1]
+      out[i * n + j + 1] = (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
+    end
+  end
+  return agop.from_table(out, n, n)
+end
+
+--- The seed's Figure 1: layer 1's CNFM beside its AGOP^1/2.
+function report.figure_layer1(path, nfm1, sqrt_agop1)
+  local plot = require('agop.plot')
+  local fig = plot.figure{rows = 1, cols = 2, title = 'Layer 1: trained CNFM vs patch-AGOP^1/2'}
+  fig:panel(1, 'heatmap', nfm1, {title = 'CNFM  W^T W', cmap = 'RdBu', symmetric = true})
+  fig:panel(2, 'heatmap', sqrt_agop1, {title = 'AGOP^1/2', cmap = 'RdBu', symmetric = true})
+  return fig:save(path)
+end
+
+--- All layers: CNFM (top row) and AGOP^1/2 (bottom row), one column a layer.
+function report.figure_grid(path, nfm, sqrt_agop)
+  local plot = require('agop.plot')
+  local L = #nfm
+  local fig = plot.figure{rows = 2, cols = L, title = 'CNFM (top) vs AGOP^1/2 (bottom), conv layers 1..' .. L,
+    panel_size = {300, 300}}
+  for l = 1, L do
+    fig:panel(l, 'heatmap', nfm[l], {title = string.format('conv%d CNFM', l), cmap = 'RdBu',
+      symmetric = true, colorbar = false})
+    fig:panel(L + l, 'heatmap', sqrt_agop[l], {title = string.format('conv%d AGOP^1/2', l), cmap = 'RdBu',
+      symmetric = true, colorbar = false})
+  end
+  return fig:save(path)
+end
+
+--- The seed's Figures 2-3: one digit, upscaled to vis_size, and its feature map |M p| at
+--- every conv layer for M = CNFM (top row) and M = AGOP^1/2 (bottom row).
+function report.figure_feature_maps(path, model, digit, nfm, sqrt_agop, vis_size, label)
+  local features = require('agop.features')
+  local plot = require('agop.plot')
+  local img = digit:dim() == 3 and digit:select(1, 1) or digit
+  local big = report.resize(img, vis_size):view(1, vis_size, vis_size)
+  local list, titles = {big:select(1, 1)}, {string.format('input (%s)', label and string.format('%d', label) or '')}
+  for l = 1, #nfm do
+    list[#list + 1] = features.feature_map(nfm[l], big, model, l)
+    titles[#titles + 1] = string.format('conv%d NFM', l)
+  end
+  list[#list + 1] = big:select(1, 1)
+  titles[#titles + 1] = 'input'
+  for l = 1, #sqrt_agop do
+    list[#list + 1] = features.feature_map(sqrt_agop[l], big, model, l)
+    titles[#titles + 1] = string.format('conv%d AGOP^1/2', l)
+  end
+  return plot.images(list, {cols = #nfm + 1, titles = titles, normalize = 'minmax', cmap = 'gray',
+    title = string.format('|M p| over the patches p of each layer input (%dx%d digit)', vis_size, vis_size)}):save(path)
+end
+
+--- Learning curves of the init study: train loss against steps, mean over seeds with a
+--- +-std band; one panel per (target, source) with the source-free rules in every panel.
+function report.figure_init_curves(path, groups, order, targets)
+  local plot = require('agop.plot')
+  local panels = {}
+  for _, t in ipairs(targets) do
+    local srcs, seen = {}, {}
+    for _, gk in ipairs(order) do
+      local g = groups[gk]
+      if g.target == t and g.source ~= '-' and not seen[g.source] then
+        seen[g.source] = true
+        srcs[#srcs + 1] = g.source
+      end
+    end
+    if #srcs == 0 then srcs = {'-'} end
+    for _, s in ipairs(srcs) do panels[#panels + 1] = {target = t, source = s} end
+  end
+  local cols = math.min(2, #panels)
+  local fig = plot.figure{rows = (#panels + cols - 1) // cols, cols = cols,
+    title = 'Train loss (mean +- std over seeds) by initialization rule', panel_size = {640, 420}}
+  for i, p in ipairs(panels) do
+    local series = {}
+    for _, gk in ipairs(order) do
+      local g = groups[gk]
+      if g.target == p.target and (g.source == '-' or g.source == p.source) then
+        local steps, mean, std = {}, {}, {}
+        local n = #g.runs
+        local len = math.huge
+        for _, r in ipairs(g.runs) do len = math.min(len, #r.curve) end
+        for k = 1, len do
+          local s, ss = 0, 0
+          for _, r in ipairs(g.runs) do s = s + r.curve[k][2] end
+          local m = s / n
+          for _, r in ipairs(g.runs) do ss = ss + (r.curve[k][2] - m) ^ 2 end
+          steps[k], mean[k], std[k] = g.runs[1].curve[k][1], m, n > 1 and math.sqrt(ss / (n - 1)) or 0
+        end
+        series[#series + 1] = {x = steps, y = mean, band = std, label = g.rule}
+      end
+    end
+    fig:panel(i, 'lines', {series = series, xlabel = 'step', ylabel = 'train loss', logy = true,
+      title = string.format('target %s, sources %s', p.target, p.source == '-' and 'none' or p.source)})
+  end
+  return fig:save(path, {csv = true})
+end
+
 return report
