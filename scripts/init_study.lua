@@ -20,6 +20,10 @@ local features = require('agop.features')
 local init = require('agop.init')
 local report = require('agop.report')
 
+-- 'loss after the first 100 steps': the mean train loss over steps 91..100 (the log's
+-- 10-step window), or the last window before it in runs shorter than 100 steps.
+local LOSS_STEP = 100
+
 local SOURCE_RULES = {nfm = 'nfm', agop = 'agop', kaiming_nfm = 'nfm', kaiming_agop = 'agop',
   nfm_scaled = 'nfm', agop_scaled = 'agop'}
 
@@ -105,7 +109,7 @@ for _, s in ipairs(sources) do
     model = vgg(1000)
     local r = train.fit(model, dataset(s, 'train', opt.source_limit), dataset(s, 'test', opt.test_limit),
       {epochs = opt.source_epochs, lr = opt.lr, batch = opt.batch, seed = 1000, out = dir, resume = true,
-       quiet = false, warmup = 50})
+       quiet = false, warmup = math.min(50, opt.source_limit // opt.batch // 4)})
     models.save(model, path)
     util.write_file(dir .. '/source.json', json.encode({dataset = s, test_acc = r.final_test_acc,
       epochs = opt.source_epochs, images = opt.source_limit, width = opt.width}, {indent = 2}) .. '\n')
@@ -153,14 +157,14 @@ for j, job in ipairs(jobs) do
     for l, conv in ipairs(model.convs) do nfm0[l] = features.nfm(conv) end
     local acc0 = train.evaluate(model, test_set)
     local r = train.fit(model, train_set, test_set, {epochs = opt.epochs, batch = opt.batch,
-      lr = opt.lr, warmup = opt.warmup, seed = job.seed, log_every = 10, quiet = true})
+      lr = opt.lr, warmup = opt.warmup, seed = job.seed, log_every = opt.quick and 4 or 10, quiet = true})
     local corr = {}
     for l, conv in ipairs(model.convs) do corr[l] = features.corr(nfm0[l], features.nfm(conv)) end
     local curve, loss100 = {}, nil
     for _, row in ipairs(r.log) do
       if not row.test_acc then
         curve[#curve + 1] = {row.step, row.loss}
-        if row.step == 100 then loss100 = row.loss end
+        if row.step <= LOSS_STEP then loss100 = row.loss end -- the window ending at step 100
       end
     end
     done[key] = {target = job.target, rule = job.rule, source = job.source, seed = job.seed,
@@ -178,7 +182,7 @@ end
 local function stats(xs)
   local n, s, ss = 0, 0, 0
   for _, x in ipairs(xs) do if x == x then n, s = n + 1, s + x end end
-  if n == 0 then return 0 / 0, 0 / 0, 0 end
+  if n == 0 then return nil, nil, 0 end
   local m = s / n
   for _, x in ipairs(xs) do if x == x then ss = ss + (x - m) ^ 2 end end
   return m, n > 1 and math.sqrt(ss / (n - 1)) or 0, n
@@ -216,11 +220,13 @@ for _, gk in ipairs(order) do
   local cm = {}
   for l = 1, 8 do cm[l] = (stats(corr[l])) end
   local cs = {}
-  for l = 1, 8 do cs[l] = string.format('%.2f', cm[l]) end
-  md[#md + 1] = string.format('| %s | %s | %s | %.2f ± %.2f | %.2f ± %.2f | %.3f ± %.3f | %s | %d |',
-    g.target, g.rule, g.source, m1, s1, mf, sf, ml, sl, table.concat(cs, ' '), n)
-  csv[#csv + 1] = string.format('%s,%s,%s,%.4f,%.4f,%.4f,%.4f,%.5f,%.5f,%s,%d', g.target, g.rule, g.source,
-    m1, s1, mf, sf, ml, sl, table.concat(cs, ','), n)
+  for l = 1, 8 do cs[l] = cm[l] and string.format('%.2f', cm[l]) or '-' end
+  local function pm(m, sd, f) return m and string.format(f .. ' ± ' .. f, m, sd) or '-' end
+  local function num(x, f) return x and string.format(f, x) or '' end
+  md[#md + 1] = string.format('| %s | %s | %s | %s | %s | %s | %s | %d |', g.target, g.rule, g.source,
+    pm(m1, s1, '%.2f'), pm(mf, sf, '%.2f'), pm(ml, sl, '%.3f'), table.concat(cs, ' '), n)
+  csv[#csv + 1] = table.concat({g.target, g.rule, g.source, num(m1, '%.4f'), num(s1, '%.4f'),
+    num(mf, '%.4f'), num(sf, '%.4f'), num(ml, '%.5f'), num(sl, '%.5f'), table.concat(cs, ','), n}, ',')
   summary[#summary + 1] = {target = g.target, rule = g.rule, source = g.source, acc_epoch1 = {m1, s1},
     acc_final = {mf, sf}, loss100 = {ml, sl}, corr_init_final = cm, seeds = n}
 end

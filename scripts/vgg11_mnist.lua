@@ -50,10 +50,11 @@ print(model)
 if not (opt.resume and agop.util.exists(opt.out .. '/model_init.safetensors')) then
   models.save(model, opt.out .. '/model_init.safetensors')
 end
-local init_nfm = {}
+local init_nfm, init_w = {}, {}
 do -- the initial CNFMs come from the saved initial weights (so a resumed run agrees)
   local init_model = models.load(opt.out .. '/model_init.safetensors')
   for l, conv in ipairs(init_model.convs) do
+    init_w[l] = conv.weight
     init_nfm[l] = features.nfm(conv)
     run:npy(string.format('conv%d_nfm_init.npy', l), init_nfm[l])
   end
@@ -80,15 +81,15 @@ print(string.format('test accuracy %.2f%% after %d epochs (%.0f img/s)',
 -- 3. CNFM and patch-AGOP of every conv layer
 local n_agop = math.min(opt.agop_samples, train_set.images:size(1))
 local agop_images = train_set.images:narrow(1, 1, n_agop)
-local G = run:time('agop', function()
-  return features.agop(model, agop_images, {batch = opt.agop_batch, progress = true})
+local G, G_half = run:time('agop', function()
+  return features.agop(model, agop_images, {batch = opt.agop_batch, progress = true, power = 0.5})
 end)
 run:set('agop', {samples = n_agop, from = string.format('train[1:%d]', n_agop),
   classes = 10, logits = 'before softmax', mode = 'evaluation', batch = opt.agop_batch})
 local nfm, sqrtG = {}, {}
 for l, conv in ipairs(model.convs) do
   nfm[l] = features.nfm(conv)
-  sqrtG[l] = G[l]:matpow(0.5)
+  sqrtG[l] = G_half[l]
   run:npy(string.format('conv%d_nfm.npy', l), nfm[l])
   run:npy(string.format('conv%d_agop.npy', l), G[l])
 end
@@ -98,6 +99,7 @@ local rows = {}
 for l, conv in ipairs(model.convs) do
   rows[l] = {
     layer = l, shape = table.concat(conv.weight:size(), 'x'),
+    weight_change = (conv.weight - init_w[l]):norm() / init_w[l]:norm(),
     corr_init_trained = features.corr(init_nfm[l], nfm[l]),
     corr_nfm_agop = features.corr(nfm[l], G[l]),
     corr_nfm_sqrt_agop = features.corr(nfm[l], sqrtG[l]),

@@ -164,7 +164,16 @@ function features.agop(model, images, opts)
   end
   local progress = opts.progress
   if progress == true then
-    progress = function(done, n) io.stderr:write(fmt('\ragop: %d/%d images', done, n)) end
+    local tty, t0, next_pct = agop.isatty(2), agop.time(), 25
+    progress = function(done, n)
+      local pct = 100 * done / n
+      if tty then
+        io.stderr:write(fmt('\ragop: %d/%d images, %.0fs', done, n, agop.time() - t0))
+      elseif pct >= next_pct or done == n then -- in a log: a line every quarter
+        io.stderr:write(fmt('agop: %d/%d images, %.0fs\n', done, n, agop.time() - t0))
+        next_pct = next_pct + 25
+      end
+    end
   end
 
   local n = images:size(1)
@@ -209,7 +218,7 @@ function features.agop(model, images, opts)
   end)
   if was_training then model:train() end
   if not ok then error(who .. ': ' .. tostring(err), 2) end
-  if opts.progress == true then io.stderr:write('\n') end
+  if opts.progress == true and agop.isatty(2) then io.stderr:write('\n') end
 
   local gs, ps = {}, opts.power and {} or nil
   for l, conv in ipairs(convs) do

@@ -178,7 +178,7 @@ end
 local sqrt_cache = setmetatable({}, {__mode = 'k'})
 local function agop_sqrt(ctx, layer)
   local G = init.source(ctx, 'agop', layer)
-  if not sqrt_cache[G] then sqrt_cache[G] = G:pow(0.5) end
+  if not sqrt_cache[G] then sqrt_cache[G] = G:matpow(0.5) end
   return sqrt_cache[G]
 end
 
@@ -297,8 +297,9 @@ init.register('agop_at_init', function(w, info, ctx)
   if info.kind ~= 'conv' then return nil end
   local t0 = agop.time()
   w:normal_(0, math.sqrt(2 / info.fan_in), ctx.generator) -- start from Kaiming
-  local G = require('agop.features').agop(ctx.model, ctx.batch, {batch = ctx.batch:size(1)})[info.layer]
-  scaled(w, G:pow(0.5), info, ctx)
+  local _, half = require('agop.features').agop(ctx.model, ctx.batch,
+    {batch = ctx.batch:size(1), power = 0.5, layers = {info.layer}})
+  scaled(w, half[info.layer], info, ctx)
   ctx.cost_seconds = (ctx.cost_seconds or 0) + (agop.time() - t0)
   return w
 end, 'ours: from Kaiming, layer by layer, redraw from the current net\'s AGOP^1/2 on ctx.batch')

@@ -63,26 +63,27 @@ local function f3(x) return x and string.format('%.3f', x) or '-' end
 --- Table 1 from per-layer rows: {text=, markdown=, csv=}.
 function report.table1(rows)
   local seed = report.seed_table1
-  local text = {string.format('%-6s %-14s %10s %10s %10s %10s   %s',
-    'layer', 'weight', 'init~trn', 'nfm~agop', 'nfm~agop½', 'cos n~a½', 'seed: init~trn nfm~agop½')}
+  local text = {string.format('%-6s %-14s %8s %10s %10s %10s %10s   %s',
+    'layer', 'weight', '|dW|/|W0|', 'init~trn', 'nfm~agop', 'nfm~agop½', 'cos n~a½', 'seed: init~trn nfm~agop½')}
   local md = {
-    '| layer | weight | ρ(init CNFM, trained CNFM) | ρ(CNFM, AGOP) | ρ(CNFM, AGOP^½) | cos(init, trained) | cos(CNFM, AGOP) | cos(CNFM, AGOP^½) | seed ρ(init, trained) | seed ρ(CNFM, AGOP^½) |',
-    '|---|---|---|---|---|---|---|---|---|---|'}
-  local csv = {'layer,weight_shape,corr_init_trained,corr_nfm_agop,corr_nfm_sqrt_agop,cos_init_trained,cos_nfm_agop,cos_nfm_sqrt_agop,seed_corr_init_trained,seed_corr_nfm_sqrt_agop'}
+    '| layer | weight | ‖W−W₀‖/‖W₀‖ | ρ(init CNFM, trained CNFM) | ρ(CNFM, AGOP) | ρ(CNFM, AGOP^½) | cos(init, trained) | cos(CNFM, AGOP) | cos(CNFM, AGOP^½) | seed ρ(init, trained) | seed ρ(CNFM, AGOP^½) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|'}
+  local csv = {'layer,weight_shape,weight_change,corr_init_trained,corr_nfm_agop,corr_nfm_sqrt_agop,cos_init_trained,cos_nfm_agop,cos_nfm_sqrt_agop,seed_corr_init_trained,seed_corr_nfm_sqrt_agop'}
   for l, r in ipairs(rows) do
-    text[#text + 1] = string.format('%-6d %-14s %10s %10s %10s %10s   %14s %8s', l, r.shape,
-      f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
+    text[#text + 1] = string.format('%-6d %-14s %8s %10s %10s %10s %10s   %14s %8s', l, r.shape,
+      f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
       f3(r.cos_nfm_sqrt_agop), f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l]))
-    md[#md + 1] = string.format('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, r.shape,
-      f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
+    md[#md + 1] = string.format('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, r.shape,
+      f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
       f3(r.cos_init_trained), f3(r.cos_nfm_agop), f3(r.cos_nfm_sqrt_agop),
       f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l]))
-    csv[#csv + 1] = string.format('%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s', l, r.shape,
-      r.corr_init_trained, r.corr_nfm_agop, r.corr_nfm_sqrt_agop, r.cos_init_trained,
+    csv[#csv + 1] = string.format('%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s', l, r.shape,
+      r.weight_change, r.corr_init_trained, r.corr_nfm_agop, r.corr_nfm_sqrt_agop, r.cos_init_trained,
       r.cos_nfm_agop, r.cos_nfm_sqrt_agop, seed.corr_init_trained[l] or '', seed.corr_nfm_agop[l] or '')
   end
   md[#md + 1] = ''
-  md[#md + 1] = 'ρ: Pearson correlation over matrix entries; cos: cosine similarity (uncentered). ' ..
+  md[#md + 1] = '‖W−W₀‖/‖W₀‖: how far training moved the layer\'s weights from their initial values. ' ..
+    'ρ: Pearson correlation over matrix entries; cos: cosine similarity (uncentered). ' ..
     'AGOP^½ is the patch-AGOP\'s matrix square root (negative eigenvalues clipped). ' ..
     'Seed columns: the reference study (VGG11 on MNIST, AGOP^½ over 10 classes and 11 images).'
   return {text = table.concat(text, '\n'), markdown = table.concat(md, '\n') .. '\n',
@@ -92,11 +93,19 @@ end
 -- ------------------------------------------------------------------------------------
 -- figures (through agop.plot)
 
---- Bilinear resize of an (H, W) tensor to (n, n), as the seed did to see deep layers.
-function report.resize(img, n)
+--- Resize of an (H, W) tensor to (n, n): bilinear (as the seed upscaled its input to
+--- see deep layers), or 'nearest' (to show a small map's cells as they are).
+function report.resize(img, n, mode)
   local h, w = img:size(1), img:size(2)
   local src = img:contiguous():tolist()
   local out = {}
+  if mode == 'nearest' then
+    for i = 0, n - 1 do
+      local y = math.min(h - 1, i * h // n)
+      for j = 0, n - 1 do out[i * n + j + 1] = src[y * w + math.min(w - 1, j * w // n) + 1] end
+    end
+    return agop.from_table(out, n, n)
+  end
   for i = 0, n - 1 do
     local y = (i + 0.5) * h / n - 0.5
     local y0 = math.max(0, math.min(h - 1, math.floor(y)))
@@ -122,16 +131,27 @@ function report.figure_layer1(path, nfm1, sqrt_agop1)
   return fig:save(path)
 end
 
---- All layers: CNFM (top row) and AGOP^1/2 (bottom row), one column a layer.
-function report.figure_grid(path, nfm, sqrt_agop)
+--- All layers: CNFM (top row) and AGOP^1/2 (bottom row), one column a layer. Matrices
+--- larger than `block` (default 45: the 9x9 blocks of the first five input channels)
+--- show their top-left block, so that structure is not averaged away; titles say so.
+function report.figure_grid(path, nfm, sqrt_agop, block)
   local plot = require('agop.plot')
+  block = block or 45
   local L = #nfm
-  local fig = plot.figure{rows = 2, cols = L, title = 'CNFM (top) vs AGOP^1/2 (bottom), conv layers 1..' .. L,
-    panel_size = {300, 300}}
+  local fig = plot.figure{rows = 2, cols = L, panel_size = {300, 300},
+    title = string.format('CNFM (top) vs AGOP^1/2 (bottom), conv layers 1..%d (top-left %dx%d blocks of larger matrices)',
+      L, block, block)}
+  local function part(M)
+    local d = M:size(1)
+    if d <= block then return M, '' end
+    return M:narrow(1, 1, block):narrow(2, 1, block):contiguous(), string.format(' [1:%d]', block)
+  end
   for l = 1, L do
-    fig:panel(l, 'heatmap', nfm[l], {title = string.format('conv%d CNFM', l), cmap = 'RdBu',
+    local a, sa = part(nfm[l])
+    local b, sb = part(sqrt_agop[l])
+    fig:panel(l, 'heatmap', a, {title = string.format('conv%d CNFM%s', l, sa), cmap = 'RdBu',
       symmetric = true, colorbar = false})
-    fig:panel(L + l, 'heatmap', sqrt_agop[l], {title = string.format('conv%d AGOP^1/2', l), cmap = 'RdBu',
+    fig:panel(L + l, 'heatmap', b, {title = string.format('conv%d AGOP^1/2%s', l, sb), cmap = 'RdBu',
       symmetric = true, colorbar = false})
   end
   return fig:save(path)
@@ -144,16 +164,20 @@ function report.figure_feature_maps(path, model, digit, nfm, sqrt_agop, vis_size
   local plot = require('agop.plot')
   local img = digit:dim() == 3 and digit:select(1, 1) or digit
   local big = report.resize(img, vis_size):view(1, vis_size, vis_size)
-  local list, titles = {big:select(1, 1)}, {string.format('input (%s)', label and string.format('%d', label) or '')}
-  for l = 1, #nfm do
-    list[#list + 1] = features.feature_map(nfm[l], big, model, l)
-    titles[#titles + 1] = string.format('conv%d NFM', l)
+  local shown = 96 -- every map drawn at the same size, its cells kept sharp
+  local function cell(map)
+    return report.resize(map, shown, 'nearest'), string.format('%dx%d', map:size(1), map:size(2))
   end
-  list[#list + 1] = big:select(1, 1)
-  titles[#titles + 1] = 'input'
+  local list, titles = {report.resize(big:select(1, 1), shown)},
+    {string.format('input %s', label and string.format('(%d)', label) or '')}
+  for l = 1, #nfm do
+    local m, sz = cell(features.feature_map(nfm[l], big, model, l))
+    list[#list + 1], titles[#titles + 1] = m, string.format('conv%d NFM %s', l, sz)
+  end
+  list[#list + 1], titles[#titles + 1] = list[1], 'input'
   for l = 1, #sqrt_agop do
-    list[#list + 1] = features.feature_map(sqrt_agop[l], big, model, l)
-    titles[#titles + 1] = string.format('conv%d AGOP^1/2', l)
+    local m, sz = cell(features.feature_map(sqrt_agop[l], big, model, l))
+    list[#list + 1], titles[#titles + 1] = m, string.format('conv%d AGOP^1/2 %s', l, sz)
   end
   return plot.images(list, {cols = #nfm + 1, titles = titles, normalize = 'minmax', cmap = 'gray',
     title = string.format('|M p| over the patches p of each layer input (%dx%d digit)', vis_size, vis_size)}):save(path)

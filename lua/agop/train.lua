@@ -221,10 +221,17 @@ function train.fit(model, train_set, test_set, opts)
             img_s = win_n / math.max(now - win_t, 1e-9)}
           win_loss, win_correct, win_n, win_t = 0, 0, 0, now
         end
-        if tty and not cfg.quiet then
+        if not cfg.quiet then
           local rate = ep_n / math.max(now - t0, 1e-9)
           local left = (nb - b) + (cfg.epochs - st.epoch) * nb
-          progress_line(cfg, st, nb, ep_loss / ep_n, ep_correct / ep_n, rate, left * bs / rate)
+          if tty then
+            progress_line(cfg, st, nb, ep_loss / ep_n, ep_correct / ep_n, rate, left * bs / rate)
+          elseif nb >= 50 and b % (nb // 10) == 0 and b < nb then -- in a log: every tenth
+            print(string.format('  epoch %d/%d  batch %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s',
+              st.epoch, cfg.epochs, b, nb, ep_loss / ep_n, 100 * ep_correct / ep_n, rate,
+              util.duration(left * bs / rate)))
+            io.stdout:flush()
+          end
         end
       end
     end)

@@ -1,0 +1,122 @@
+-- The experiment scripts end to end on real MNIST, in their --quick forms: every
+-- artifact of DESIGN.md §4 is written and says what it should.
+local lu = require('luaunit')
+local agop = require('agop')
+local util = require('agop.util')
+local json = require('agop.json')
+
+local function exe()
+  local i = -1
+  while arg[i - 1] do i = i - 1 end
+  local e = arg[i]
+  if e:sub(1, 1) ~= '/' and e:find('/') then e = os.getenv('PWD') .. '/' .. e end
+  return e
+end
+
+local function tmpdir()
+  local p = io.popen('mktemp -d')
+  local d = p:read('l')
+  p:close()
+  return d
+end
+
+local function run(cmd)
+  local p = io.popen(cmd .. ' 2>&1')
+  local out = p:read('a')
+  local ok = p:close()
+  return out, ok
+end
+
+local function csv_rows(path)
+  local rows, header = {}, nil
+  for line in io.lines(path) do
+    local cells = {}
+    for c in (line .. ','):gmatch('([^,]*),') do cells[#cells + 1] = c end
+    if not header then header = cells
+    else
+      local r = {}
+      for i, k in ipairs(header) do r[k] = cells[i] end
+      rows[#rows + 1] = r
+    end
+  end
+  return rows
+end
+
+TestScripts = {}
+
+function TestScripts:test_vgg11_mnist_quick_writes_every_artifact()
+  local d = tmpdir()
+  local out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --quick --out %s", exe(), d))
+  lu.assertTrue(ok, out)
+  for _, f in ipairs{'run.json', 'train_log.csv', 'table1.md', 'table1.csv', 'model.safetensors',
+      'model_init.safetensors', 'fig1_layer1_nfm_vs_agop.png', 'fig_all_layers_nfm_vs_agop.png',
+      'fig_feature_maps.png'} do
+    lu.assertTrue(util.exists(d .. '/' .. f), 'missing ' .. f)
+  end
+  local models = require('agop.models')
+  local m = models.load(d .. '/model.safetensors')
+  for l = 1, 8 do
+    for _, kind in ipairs{'nfm', 'nfm_init', 'agop'} do
+      local M = agop.load(string.format('%s/conv%d_%s.npy', d, l, kind))
+      local dd = m.convs[l].weight:numel() // m.convs[l].weight:size(1)
+      lu.assertEquals(M:size(), {dd, dd}, string.format('conv%d_%s.npy', l, kind))
+    end
+  end
+  -- the saved CNFM is W^T W of the saved model
+  local W = m.convs[3].weight:view(m.convs[3].weight:size(1), -1)
+  lu.assertTrue(agop.allclose(agop.load(d .. '/conv3_nfm.npy'), W:t():mm(W), 1e-4, 1e-5))
+  local info = json.decode(util.read_file(d .. '/run.json'))
+  lu.assertEquals(info.agop.from, 'train[1:300]')
+  lu.assertEquals(info.seed, 1)
+  lu.assertNotNil(info.versions.openblas_core)
+  lu.assertTrue(info.metrics.final_test_acc >= 0.9, 'quick accuracy ' .. info.metrics.final_test_acc)
+  local rows = csv_rows(d .. '/table1.csv')
+  lu.assertEquals(#rows, 8)
+  -- the ansatz on a trained layer 1: CNFM and AGOP^1/2 align
+  lu.assertTrue(tonumber(rows[1].corr_nfm_sqrt_agop) > 0.8, rows[1].corr_nfm_sqrt_agop)
+  os.execute("rm -rf '" .. d .. "'")
+end
+
+function TestScripts:test_init_study_quick_runs_a_user_defined_rule()
+  local d = tmpdir()
+  local rules = d .. '/my_rules.lua'
+  util.write_file(rules, [[
+local init = require('agop.init')
+init.register('half_kaiming', function(w, info, ctx)
+  return w:normal_(0, math.sqrt(1 / info.fan_in), ctx.generator)
+end, 'Kaiming-normal with half the variance')
+]])
+  local out, ok = run(string.format("'%s' scripts/init_study.lua --quick --rules-file %s " ..
+    "--rules kaiming_normal,half_kaiming,nfm_scaled --out %s/study", exe(), rules, d))
+  lu.assertTrue(ok, out)
+  local rows = csv_rows(d .. '/study/table.csv')
+  local by = {}
+  for _, r in ipairs(rows) do by[r.rule] = r end
+  lu.assertNotNil(by.half_kaiming, 'no row for the user rule')
+  lu.assertNotNil(by.nfm_scaled)
+  lu.assertEquals(by.nfm_scaled.source, 'mnist')
+  lu.assertTrue(tonumber(by.half_kaiming.acc_final_mean) > 0)
+  lu.assertTrue(util.exists(d .. '/study/learning_curves.png'))
+  lu.assertTrue(util.exists(d .. '/study/run.json'))
+  -- a second start finds every run finished and writes the same table
+  local before = util.read_file(d .. '/study/table.csv')
+  out, ok = run(string.format("'%s' scripts/init_study.lua --quick --rules-file %s " ..
+    "--rules kaiming_normal,half_kaiming,nfm_scaled --out %s/study", exe(), rules, d))
+  lu.assertTrue(ok, out)
+  lu.assertEquals(util.read_file(d .. '/study/table.csv'), before)
+  lu.assertFalse(out:find('epoch%-1 acc') ~= nil, 'finished runs were run again')
+  os.execute("rm -rf '" .. d .. "'")
+end
+
+function TestScripts:test_bad_options_are_clear_errors()
+  local out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --epochz 2", exe()))
+  lu.assertNotEquals(ok, true)
+  lu.assertStrContains(out, 'unknown option --epochz')
+  lu.assertStrContains(out, 'did you mean --epochs?')
+  out, ok = run(string.format("'%s' scripts/init_study.lua --rules kaiming_normall --quick --out /tmp/x-never", exe()))
+  lu.assertNotEquals(ok, true)
+  lu.assertStrContains(out, "unknown rule 'kaiming_normall'")
+  out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --help", exe()))
+  lu.assertTrue(ok)
+  lu.assertStrContains(out, '--agop-samples')
+end
