@@ -8,13 +8,17 @@
 --     the first layer), which bounds what an im2col engine can reach;
 --   * the same network in PyTorch (when /usr/bin/python3 has torch), same batch and threads;
 --   * peak resident memory.
---   agoplua tests/bench.lua [--batch 64] [--steps 5] [--warmup 2] [--threads 2] [--no-torch]
+--   * the patch-AGOP of all 8 conv layers over the first N MNIST training images (random
+--     images when the data is missing), and the same in PyTorch (hooks and 10 per-class
+--     autograd.grad calls) on the same weights and images, with their agreement.
+--   agoplua tests/bench.lua [--batch 64] [--steps 5] [--warmup 2] [--threads 2] [--agop 1000]
+--                           [--no-torch]
 local agop = require('agop')
 local nn = require('agop.nn')
 local optim = require('agop.optim')
 local models = require('agop.models')
 
-local cfg = {batch = 64, steps = 5, warmup = 2, threads = 2, torch = true}
+local cfg = {batch = 64, steps = 5, warmup = 2, threads = 2, torch = true, agop = 1000}
 do
   local i = 1
   while i <= #arg do
@@ -26,7 +30,7 @@ do
       i = i + 1
     else
       error('bench: unknown argument ' .. a ..
-            ' (use --batch N --steps N --warmup N --threads N --no-torch)', 0)
+            ' (use --batch N --steps N --warmup N --threads N --agop N --no-torch)', 0)
     end
     i = i + 1
   end
@@ -219,4 +223,87 @@ print('GEMM shapes (M x N x K):')
 for _, r in ipairs(gemm_rows) do
   print(string.format('  %-12s %5d x %6d x %5d  %8.2f ms  %6.1f GFLOP/s', r[1], r[2], r[3],
                       r[4], r[5] * 1e3, 2 * r[2] * r[3] * r[4] / r[5] / 1e9))
+end
+
+---------------------------------------------------------------------------------------
+-- patch-AGOP of all layers (DESIGN §3 fast path) against PyTorch
+---------------------------------------------------------------------------------------
+if cfg.agop > 0 then
+  local features = require('agop.features')
+  local N = math.floor(cfg.agop)
+  local ok_data, set = pcall(require('agop.data').load, 'mnist', 'train', {limit = N})
+  local images = ok_data and set.images or agop.randn(agop.Generator(2), N, 1, 32, 32)
+  local amodel = models.vgg11{generator = agop.Generator(1)}
+  collectgarbage()
+  local t0 = agop.time()
+  local G = features.agop(amodel, images, {batch = 100})
+  local t_agop = agop.time() - t0
+  local hwm2 = agop.memory()
+  print()
+  print(string.format('patch-AGOP, 8 layers, %d %s images, full-width VGG11 (random weights):', N,
+    ok_data and 'MNIST' or 'random'))
+  print(string.format('  agoplua features.agop      %8.2f s   (peak memory so far %.0f MiB)', t_agop, hwm2 / 2 ^ 20))
+  if have_torch() then
+    local d = os.tmpname()
+    os.remove(d)
+    os.execute("mkdir -p '" .. d .. "'")
+    agop.save(d .. '/images.npy', images)
+    for _, e in ipairs(amodel:state_dict()) do agop.save(d .. '/' .. e.name .. '.npy', e.tensor) end
+    for l = 1, 8 do agop.save(string.format('%s/g%d.npy', d, l), G[l]) end
+    local py = d .. '/agop_ref.py'
+    local f = assert(io.open(py, 'w'))
+    f:write([[
+import sys, time, os, resource, numpy as np, torch
+torch.set_num_threads(int(sys.argv[2]))
+d, B = sys.argv[1], 100
+X = torch.from_numpy(np.load(d + '/images.npy'))
+cfg = [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M']
+layers, c = [], 1
+for v in cfg:
+    if v == 'M': layers.append(torch.nn.MaxPool2d(2, 2))
+    else: layers += [torch.nn.Conv2d(c, v, 3, padding=1), torch.nn.ReLU()]; c = v
+model = torch.nn.Sequential()
+model.add_module('features', torch.nn.Sequential(*layers))
+model.add_module('flatten', torch.nn.Flatten())
+model.add_module('classifier', torch.nn.Sequential(torch.nn.Linear(512, 10)))
+model.load_state_dict({f[:-4]: torch.from_numpy(np.load(d + '/' + f)) for f in os.listdir(d)
+                       if f.startswith('features.') or f.startswith('classifier.')})
+model.eval()
+convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+outs = []
+for m in convs: m.register_forward_hook(lambda mod, i, o: outs.append(o))
+n = X.shape[0]
+S = [torch.zeros(m.out_channels, m.out_channels, dtype=torch.float64) for m in convs]
+t0 = time.time()
+for s in range(0, n, B):
+    outs.clear()
+    logits = model(X[s:s + B])
+    for c in range(logits.shape[1]):
+        gs = torch.autograd.grad(logits[:, c].sum(), outs, retain_graph=True)
+        for l, g in enumerate(gs):
+            m = g.transpose(0, 1).reshape(g.shape[1], -1)
+            S[l] += (m @ m.t()).double()
+G = [m.weight.detach().reshape(m.out_channels, -1).double().t() @ S[l] @
+     m.weight.detach().reshape(m.out_channels, -1).double() / n for l, m in enumerate(convs)]
+dt = time.time() - t0
+worst = 1.0
+for l in range(len(convs)):
+    ours = np.load(d + '/g%d.npy' % (l + 1)).astype(np.float64).ravel()
+    worst = min(worst, np.corrcoef(ours, G[l].numpy().ravel())[0, 1])
+print('torch', dt, worst, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+]])
+    f:close()
+    local p = io.popen(string.format("/usr/bin/python3 '%s' '%s' %d 2>&1", py, d, cfg.threads))
+    local out = p:read('a')
+    p:close()
+    os.execute("rm -rf '" .. d .. "'")
+    local dt, worst, mem = out:match('torch (%S+) (%S+) (%S+)')
+    if dt then
+      print(string.format('  PyTorch hooks + autograd   %8.2f s   (peak memory %.0f MiB)', tonumber(dt), tonumber(mem) / 2 ^ 20))
+      print(string.format('  agoplua / PyTorch time: %.2fx; lowest per-layer corr(ours, PyTorch) = %.8f',
+        t_agop / tonumber(dt), tonumber(worst)))
+    else
+      print('  (PyTorch AGOP run failed: ' .. out:gsub('\n', ' '):sub(1, 300) .. ')')
+    end
+  end
 end

@@ -178,6 +178,9 @@ end
 -- models.load(path [, config]) -> model: builds the architecture the file's metadata
 -- describes (or `config`, for files written elsewhere, e.g. by PyTorch) and loads its
 -- tensors (shapes checked; every tensor of the model must be present).
+--- model:save(path [, metadata]) - the same as models.save(model, path, metadata).
+function VGG:save(path, metadata) return models.save(self, path, metadata) end
+
 function models.load(path, config)
   local tensors, meta = require('agop.io').load_safetensors(path)
   if config == nil then
