@@ -69,7 +69,7 @@ asan: deps
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  build-asan/agoplua $(CTEST_SRC:tests/c/%.c=build-asan/tests/%)
 	@$(MAKE) --no-print-directory data
-	@ASAN_OPTIONS=detect_leaks=0 AGOP_ASAN=1 sh tests/run.sh build-asan build-asan/agoplua
+	@ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=32 AGOP_ASAN=1 sh tests/run.sh build-asan build-asan/agoplua
 
 bench: deps all data
 	@./$(BIN) tests/bench.lua

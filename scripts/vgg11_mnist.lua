@@ -50,9 +50,9 @@ print(model)
 if not (opt.resume and agop.util.exists(opt.out .. '/model_init.safetensors')) then
   models.save(model, opt.out .. '/model_init.safetensors')
 end
-local init_nfm, init_w = {}, {}
+local init_nfm, init_w, init_model = {}, {}, nil
 do -- the initial CNFMs come from the saved initial weights (so a resumed run agrees)
-  local init_model = models.load(opt.out .. '/model_init.safetensors')
+  init_model = models.load(opt.out .. '/model_init.safetensors')
   for l, conv in ipairs(init_model.convs) do
     init_w[l] = conv.weight
     init_nfm[l] = features.nfm(conv)
@@ -86,6 +86,13 @@ local G, G_half = run:time('agop', function()
 end)
 run:set('agop', {samples = n_agop, from = string.format('train[1:%d]', n_agop),
   classes = 10, logits = 'before softmax', mode = 'evaluation', batch = opt.agop_batch})
+-- the control: the same matrices of the untrained network. CNFM and AGOP are both
+-- quadratic forms in W (N = W^T W, G = W^T S W / n), so they correlate wherever S is
+-- near a multiple of the identity, learned features or not; the trained values mean
+-- something only beside the untrained ones.
+local _, G0_half = run:time('agop_init', function()
+  return features.agop(init_model, agop_images, {batch = opt.agop_batch, progress = true, power = 0.5})
+end)
 local nfm, sqrtG = {}, {}
 for l, conv in ipairs(model.convs) do
   nfm[l] = features.nfm(conv)
@@ -103,6 +110,7 @@ for l, conv in ipairs(model.convs) do
     corr_init_trained = features.corr(init_nfm[l], nfm[l]),
     corr_nfm_agop = features.corr(nfm[l], G[l]),
     corr_nfm_sqrt_agop = features.corr(nfm[l], sqrtG[l]),
+    corr_init_nfm_sqrt_agop = features.corr(init_nfm[l], G0_half[l]),
     cos_init_trained = features.cosine(init_nfm[l], nfm[l]),
     cos_nfm_agop = features.cosine(nfm[l], G[l]),
     cos_nfm_sqrt_agop = features.cosine(nfm[l], sqrtG[l]),

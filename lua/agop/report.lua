@@ -63,27 +63,30 @@ local function f3(x) return x and string.format('%.3f', x) or '-' end
 --- Table 1 from per-layer rows: {text=, markdown=, csv=}.
 function report.table1(rows)
   local seed = report.seed_table1
-  local text = {string.format('%-6s %-14s %8s %10s %10s %10s %10s   %s',
-    'layer', 'weight', '|dW|/|W0|', 'init~trn', 'nfm~agop', 'nfm~agop½', 'cos n~a½', 'seed: init~trn nfm~agop½')}
+  local text = {string.format('%-6s %-14s %8s %10s %10s %10s %10s %10s   %s',
+    'layer', 'weight', '|dW|/|W0|', 'init~trn', 'nfm~agop', 'nfm~agop½', 'cos n~a½', 'at init', 'seed: init~trn nfm~agop½')}
   local md = {
-    '| layer | weight | ‖W−W₀‖/‖W₀‖ | ρ(init CNFM, trained CNFM) | ρ(CNFM, AGOP) | ρ(CNFM, AGOP^½) | cos(init, trained) | cos(CNFM, AGOP) | cos(CNFM, AGOP^½) | seed ρ(init, trained) | seed ρ(CNFM, AGOP^½) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'}
-  local csv = {'layer,weight_shape,weight_change,corr_init_trained,corr_nfm_agop,corr_nfm_sqrt_agop,cos_init_trained,cos_nfm_agop,cos_nfm_sqrt_agop,seed_corr_init_trained,seed_corr_nfm_sqrt_agop'}
+    '| layer | weight | ‖W−W₀‖/‖W₀‖ | ρ(init CNFM, trained CNFM) | ρ(CNFM, AGOP) | ρ(CNFM, AGOP^½) | cos(init, trained) | cos(CNFM, AGOP) | cos(CNFM, AGOP^½) | control: ρ(CNFM, AGOP^½) at init | seed ρ(init, trained) | seed ρ(CNFM, AGOP^½) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|'}
+  local csv = {'layer,weight_shape,weight_change,corr_init_trained,corr_nfm_agop,corr_nfm_sqrt_agop,cos_init_trained,cos_nfm_agop,cos_nfm_sqrt_agop,corr_init_nfm_sqrt_agop,seed_corr_init_trained,seed_corr_nfm_sqrt_agop'}
   for l, r in ipairs(rows) do
-    text[#text + 1] = string.format('%-6d %-14s %8s %10s %10s %10s %10s   %14s %8s', l, r.shape,
+    text[#text + 1] = string.format('%-6d %-14s %8s %10s %10s %10s %10s %10s   %14s %8s', l, r.shape,
       f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
-      f3(r.cos_nfm_sqrt_agop), f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l]))
-    md[#md + 1] = string.format('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, r.shape,
+      f3(r.cos_nfm_sqrt_agop), f3(r.corr_init_nfm_sqrt_agop), f3(seed.corr_init_trained[l]),
+      f3(seed.corr_nfm_agop[l]))
+    md[#md + 1] = string.format('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, r.shape,
       f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
-      f3(r.cos_init_trained), f3(r.cos_nfm_agop), f3(r.cos_nfm_sqrt_agop),
+      f3(r.cos_init_trained), f3(r.cos_nfm_agop), f3(r.cos_nfm_sqrt_agop), f3(r.corr_init_nfm_sqrt_agop),
       f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l]))
-    csv[#csv + 1] = string.format('%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s', l, r.shape,
+    csv[#csv + 1] = string.format('%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s,%s', l, r.shape,
       r.weight_change, r.corr_init_trained, r.corr_nfm_agop, r.corr_nfm_sqrt_agop, r.cos_init_trained,
-      r.cos_nfm_agop, r.cos_nfm_sqrt_agop, seed.corr_init_trained[l] or '', seed.corr_nfm_agop[l] or '')
+      r.cos_nfm_agop, r.cos_nfm_sqrt_agop, r.corr_init_nfm_sqrt_agop and string.format('%.6f', r.corr_init_nfm_sqrt_agop) or '',
+      seed.corr_init_trained[l] or '', seed.corr_nfm_agop[l] or '')
   end
   md[#md + 1] = ''
   md[#md + 1] = '‖W−W₀‖/‖W₀‖: how far training moved the layer\'s weights from their initial values. ' ..
     'ρ: Pearson correlation over matrix entries; cos: cosine similarity (uncentered). ' ..
+    'Control: the same correlation for the untrained network (its CNFM and AGOP^½ on the same images). ' ..
     'AGOP^½ is the patch-AGOP\'s matrix square root (negative eigenvalues clipped). ' ..
     'Seed columns: the reference study (VGG11 on MNIST, AGOP^½ over 10 classes and 11 images).'
   return {text = table.concat(text, '\n'), markdown = table.concat(md, '\n') .. '\n',
