@@ -4,25 +4,8 @@ local lu = require('luaunit')
 local agop = require('agop')
 local data = require('agop.data')
 
-local function errors_with(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, 'expected an error matching ' .. pattern)
-  lu.assertStrContains(tostring(err), pattern)
-  return tostring(err)
-end
-
-local function make_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'"))
-  return d
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, 'wb'))
-  f:write(bytes)
-  f:close()
-end
+local helpers = require('helpers')
+local errors_with, make_dir, write = helpers.errors_with, helpers.make_dir, helpers.write
 
 -- pixel value of image i (1-based), row r, column c of the fake data set
 local function pixel(i, r, c) return (i * 37 + r * 11 + c * 3) % 256 end

@@ -4,14 +4,7 @@
 local lu = require('luaunit')
 
 -- the interpreter running this file: the most negative index of arg
-local function find_exe()
-  local i = -1
-  while arg[i - 1] ~= nil do i = i - 1 end
-  local exe = assert(arg[i], 'test_host: cannot find the agoplua executable in arg')
-  if exe:sub(1, 1) ~= '/' and exe:find('/') then exe = os.getenv('PWD') .. '/' .. exe end
-  return exe
-end
-local EXE = find_exe()
+local EXE = require('helpers').exe()
 
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 

@@ -8,25 +8,8 @@ local json = require('agop.json')
 
 local PY = '/usr/bin/python3'
 
-local function errors_with(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, 'expected an error matching ' .. pattern)
-  lu.assertStrContains(tostring(err), pattern)
-  return tostring(err)
-end
-
-local function make_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'"))
-  return d
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, 'wb'))
-  f:write(bytes)
-  f:close()
-end
+local helpers = require('helpers')
+local errors_with, make_dir, write = helpers.errors_with, helpers.make_dir, helpers.write
 
 local function slurp(path)
   local f = assert(io.open(path, 'rb'))

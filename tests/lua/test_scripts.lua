@@ -5,27 +5,8 @@ local agop = require('agop')
 local util = require('agop.util')
 local json = require('agop.json')
 
-local function exe()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end
-  local e = arg[i]
-  if e:sub(1, 1) ~= '/' and e:find('/') then e = os.getenv('PWD') .. '/' .. e end
-  return e
-end
-
-local function tmpdir()
-  local p = io.popen('mktemp -d')
-  local d = p:read('l')
-  p:close()
-  return d
-end
-
-local function run(cmd)
-  local p = io.popen(cmd .. ' 2>&1')
-  local out = p:read('a')
-  local ok = p:close()
-  return out, ok
-end
+local helpers = require('helpers')
+local exe, tmpdir, run = helpers.exe, helpers.make_dir, helpers.run
 
 local function csv_rows(path)
   local rows, header = {}, nil

@@ -15,11 +15,7 @@ local function naive_mm(a, b)
   return c
 end
 
-local function errors_with(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  lu.assertFalse(ok, 'expected an error matching ' .. pattern)
-  lu.assertStrContains(tostring(err), pattern)
-end
+local errors_with = require('helpers').errors_with
 
 TestTensor = {}
 

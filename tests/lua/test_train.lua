@@ -4,27 +4,8 @@ local lu = require('luaunit')
 local agop = require('agop')
 local util = require('agop.util')
 
-local function exe()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end
-  local e = arg[i]
-  if e:sub(1, 1) ~= '/' and e:find('/') then e = os.getenv('PWD') .. '/' .. e end
-  return e
-end
-
-local function tmpdir()
-  local p = io.popen('mktemp -d')
-  local d = p:read('l')
-  p:close()
-  return d
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd .. ' 2>&1')
-  local outp = p:read('a')
-  local ok, _, code = p:close()
-  return outp, ok, code
-end
+local helpers = require('helpers')
+local exe, tmpdir, sh = helpers.exe, helpers.make_dir, helpers.run
 
 TestTrain = {}
 
