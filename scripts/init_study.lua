@@ -156,8 +156,19 @@ for j, job in ipairs(jobs) do
     local nfm0 = {}
     for l, conv in ipairs(model.convs) do nfm0[l] = features.nfm(conv) end
     local acc0 = train.evaluate(model, test_set)
-    local r = train.fit(model, train_set, test_set, {epochs = opt.epochs, batch = opt.batch,
+    local ok, r = pcall(train.fit, model, train_set, test_set, {epochs = opt.epochs, batch = opt.batch,
       lr = opt.lr, warmup = opt.warmup, seed = job.seed, log_every = opt.quick and 4 or 10, quiet = true})
+    if not ok then
+      if not tostring(r):find('train: loss is') then error(r, 0) end
+      -- a rule whose network diverges is a result, not a failure of the study
+      done[key] = {target = job.target, rule = job.rule, source = job.source, seed = job.seed,
+        acc_init = acc0, diverged = true, error = tostring(r), init_seconds = init_seconds,
+        corr_init_final = {}, curve = {}}
+      save_runs()
+      log('%3d/%d %-14s %-14s source %-13s seed %d: diverged (%s)', j, #jobs, job.target, job.rule,
+        job.source, job.seed, tostring(r):match('loss is %S+ at step %d+') or tostring(r))
+      goto continue
+    end
     local corr = {}
     for l, conv in ipairs(model.convs) do corr[l] = features.corr(nfm0[l], features.nfm(conv)) end
     local curve, loss100 = {}, nil
@@ -199,20 +210,25 @@ for _, job in ipairs(jobs) do
   table.insert(groups[gk].runs, done[key])
 end
 
-local md = {'| target | rule | source | acc epoch 1 (%) | acc final (%) | loss @100 steps | ρ(init, final CNFM) layers 1..8 | seeds |',
-  '|---|---|---|---|---|---|---|---|'}
+local md = {'| target | rule | source | acc epoch 1 (%) | acc final (%) | loss @100 steps | ρ(init, final CNFM) layers 1..8 | seeds | diverged |',
+  '|---|---|---|---|---|---|---|---|---|'}
 local csv = {'target,rule,source,acc_epoch1_mean,acc_epoch1_std,acc_final_mean,acc_final_std,loss100_mean,loss100_std,' ..
-  'corr_l1,corr_l2,corr_l3,corr_l4,corr_l5,corr_l6,corr_l7,corr_l8,seeds'}
+  'corr_l1,corr_l2,corr_l3,corr_l4,corr_l5,corr_l6,corr_l7,corr_l8,seeds,diverged'}
 local summary = {}
 for _, gk in ipairs(order) do
   local g = groups[gk]
   local a1, af, l100, corr = {}, {}, {}, {}
   for l = 1, 8 do corr[l] = {} end
+  local diverged = 0
   for _, r in ipairs(g.runs) do
-    a1[#a1 + 1] = 100 * (r.acc_epoch1 or 0 / 0)
-    af[#af + 1] = 100 * r.acc_final
-    l100[#l100 + 1] = r.loss100 or 0 / 0
-    for l = 1, 8 do corr[l][#corr[l] + 1] = r.corr_init_final[l] end
+    if r.diverged then
+      diverged = diverged + 1
+    else
+      a1[#a1 + 1] = 100 * (r.acc_epoch1 or 0 / 0)
+      af[#af + 1] = 100 * r.acc_final
+      l100[#l100 + 1] = r.loss100 or 0 / 0
+      for l = 1, 8 do corr[l][#corr[l] + 1] = r.corr_init_final[l] end
+    end
   end
   local m1, s1, n = stats(a1)
   local mf, sf = stats(af)
@@ -223,16 +239,18 @@ for _, gk in ipairs(order) do
   for l = 1, 8 do cs[l] = cm[l] and string.format('%.2f', cm[l]) or '-' end
   local function pm(m, sd, f) return m and string.format(f .. ' ± ' .. f, m, sd) or '-' end
   local function num(x, f) return x and string.format(f, x) or '' end
-  md[#md + 1] = string.format('| %s | %s | %s | %s | %s | %s | %s | %d |', g.target, g.rule, g.source,
-    pm(m1, s1, '%.2f'), pm(mf, sf, '%.2f'), pm(ml, sl, '%.3f'), table.concat(cs, ' '), n)
+  md[#md + 1] = string.format('| %s | %s | %s | %s | %s | %s | %s | %d | %d |', g.target, g.rule, g.source,
+    pm(m1, s1, '%.2f'), pm(mf, sf, '%.2f'), pm(ml, sl, '%.3f'), table.concat(cs, ' '), n, diverged)
   csv[#csv + 1] = table.concat({g.target, g.rule, g.source, num(m1, '%.4f'), num(s1, '%.4f'),
-    num(mf, '%.4f'), num(sf, '%.4f'), num(ml, '%.5f'), num(sl, '%.5f'), table.concat(cs, ','), n}, ',')
+    num(mf, '%.4f'), num(sf, '%.4f'), num(ml, '%.5f'), num(sl, '%.5f'), table.concat(cs, ','), n,
+    diverged}, ',')
   summary[#summary + 1] = {target = g.target, rule = g.rule, source = g.source, acc_epoch1 = {m1, s1},
-    acc_final = {mf, sf}, loss100 = {ml, sl}, corr_init_final = cm, seeds = n}
+    acc_final = {mf, sf}, loss100 = {ml, sl}, corr_init_final = cm, seeds = n, diverged = diverged}
 end
 md[#md + 1] = ''
 md[#md + 1] = string.format('VGG11 width %g, %d training images, %d epochs, batch %d, SGD lr %g (momentum 0.9, cosine), ' ..
-  'mean ± std over %d seeds. Source matrices: VGG11 of the same width trained on the source data set; AGOP over %d images. ' ..
+  '%d seeds; mean ± std over the seeds that did not diverge (a NaN or infinite loss stops a run; the last column counts them). ' ..
+  'Source matrices: VGG11 of the same width trained on the source data set; AGOP over %d images. ' ..
   'For context, the seed study (CIFAR10, one run each, ImageNet source matrices): Kaiming-normal 77.10, NFM 79.32, ' ..
   'Kaiming-NFM 78.69, AGOP 78.61.', opt.width, opt.train_limit, opt.epochs, opt.batch, opt.lr, opt.seeds, opt.agop_samples)
 run:write('table.md', table.concat(md, '\n') .. '\n')

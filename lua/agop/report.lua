@@ -210,17 +210,19 @@ function report.figure_init_curves(path, groups, order, targets)
     local series = {}
     for _, gk in ipairs(order) do
       local g = groups[gk]
-      if g.target == p.target and (g.source == '-' or g.source == p.source) then
+      local runs = {}
+      for _, r in ipairs(g.runs) do if not r.diverged then runs[#runs + 1] = r end end
+      if g.target == p.target and (g.source == '-' or g.source == p.source) and #runs > 0 then
         local steps, mean, std = {}, {}, {}
-        local n = #g.runs
+        local n = #runs
         local len = math.huge
-        for _, r in ipairs(g.runs) do len = math.min(len, #r.curve) end
+        for _, r in ipairs(runs) do len = math.min(len, #r.curve) end
         for k = 1, len do
           local s, ss = 0, 0
-          for _, r in ipairs(g.runs) do s = s + r.curve[k][2] end
+          for _, r in ipairs(runs) do s = s + r.curve[k][2] end
           local m = s / n
-          for _, r in ipairs(g.runs) do ss = ss + (r.curve[k][2] - m) ^ 2 end
-          steps[k], mean[k], std[k] = g.runs[1].curve[k][1], m, n > 1 and math.sqrt(ss / (n - 1)) or 0
+          for _, r in ipairs(runs) do ss = ss + (r.curve[k][2] - m) ^ 2 end
+          steps[k], mean[k], std[k] = runs[1].curve[k][1], m, n > 1 and math.sqrt(ss / (n - 1)) or 0
         end
         series[#series + 1] = {x = steps, y = mean, band = std, label = g.rule}
       end

@@ -68,7 +68,7 @@ init.register('half_kaiming', function(w, info, ctx)
 end, 'Kaiming-normal with half the variance')
 ]])
   local out, ok = run(string.format("'%s' scripts/init_study.lua --quick --rules-file %s " ..
-    "--rules kaiming_normal,half_kaiming,nfm_scaled --out %s/study", exe(), rules, d))
+    "--rules kaiming_normal,half_kaiming,nfm_scaled,kaiming_nfm --out %s/study", exe(), rules, d))
   lu.assertTrue(ok, out)
   local rows = csv_rows(d .. '/study/table.csv')
   local by = {}
@@ -76,13 +76,16 @@ end, 'Kaiming-normal with half the variance')
   lu.assertNotNil(by.half_kaiming, 'no row for the user rule')
   lu.assertNotNil(by.nfm_scaled)
   lu.assertEquals(by.nfm_scaled.source, 'mnist')
+  -- the seed's kaiming_nfm rule blows up (N is not normalized): a row, not a crash
+  lu.assertNotNil(by.kaiming_nfm)
+  lu.assertEquals(tonumber(by.kaiming_nfm.seeds) + tonumber(by.kaiming_nfm.diverged), 1)
   lu.assertTrue(tonumber(by.half_kaiming.acc_final_mean) > 0)
   lu.assertTrue(util.exists(d .. '/study/learning_curves.png'))
   lu.assertTrue(util.exists(d .. '/study/run.json'))
   -- a second start finds every run finished and writes the same table
   local before = util.read_file(d .. '/study/table.csv')
   out, ok = run(string.format("'%s' scripts/init_study.lua --quick --rules-file %s " ..
-    "--rules kaiming_normal,half_kaiming,nfm_scaled --out %s/study", exe(), rules, d))
+    "--rules kaiming_normal,half_kaiming,nfm_scaled,kaiming_nfm --out %s/study", exe(), rules, d))
   lu.assertTrue(ok, out)
   lu.assertEquals(util.read_file(d .. '/study/table.csv'), before)
   lu.assertFalse(out:find('epoch%-1 acc') ~= nil, 'finished runs were run again')
