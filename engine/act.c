@@ -3,14 +3,23 @@
 
 #include <math.h>
 
+/* Branch-free selects (vectorized): on random signs a branch mispredicts half the time,
+ * which made these loops 5x slower than the memory traffic they need. !(v <= 0) keeps
+ * NaN (every comparison with NaN is false). */
 void relu_forward(float *y, const float *x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : (x[i] != x[i] ? x[i] : 0.0f);
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = !(v <= 0.0f) ? v : 0.0f;
+    }
 }
 
 void relu_backward(float *dx, const float *dy, const float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float g = dy[i], v = y[i];
+        dx[i] = v > 0.0f ? g : 0.0f;
+    }
 }
 
 static int check_rows(const char *fname, int64_t nb, int64_t nc, AgError *err) {

@@ -50,6 +50,34 @@ int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, 
     if (check_shape(s, "maxpool2d", err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
+    if (s->k == 2 && s->stride == 2 && s->pad == 0) { /* VGG's pool: a straight-line body */
+        const int W = s->w, WO = s->wo;
+#pragma omp parallel for schedule(static)
+        for (int64_t pl = 0; pl < planes; pl++) {
+            const float *xp = x + pl * hw;
+            float *yp = y + pl * ohw, *ip = idx + pl * ohw;
+            for (int oh = 0; oh < s->ho; oh++) {
+                const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+                for (int ow = 0; ow < WO; ow++) {
+                    int j = 2 * ow;
+                    float m = r0[j];
+                    int best = 2 * oh * W + j;
+                    float v = r0[j + 1];
+                    int t = (v > m) | ((v != v) & (m == m));
+                    m = t ? v : m, best = t ? best + 1 : best;
+                    v = r1[j];
+                    t = (v > m) | ((v != v) & (m == m));
+                    m = t ? v : m, best = t ? (2 * oh + 1) * W + j : best;
+                    v = r1[j + 1];
+                    t = (v > m) | ((v != v) & (m == m));
+                    m = t ? v : m, best = t ? (2 * oh + 1) * W + j + 1 : best;
+                    yp[oh * WO + ow] = m;
+                    ip[oh * WO + ow] = (float)best;
+                }
+            }
+        }
+        return 0;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * hw;
@@ -66,11 +94,12 @@ int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, 
                 float m = xp[best];
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++) {
+                        /* selects, not branches: on real activations a branch here
+                         * mispredicts often (measured 2x slower) */
                         float v = xp[ih * s->w + iw];
-                        if (v > m || (v != v && m == m)) {
-                            m = v;
-                            best = ih * s->w + iw;
-                        }
+                        int take = (v > m) | ((v != v) & (m == m));
+                        m = take ? v : m;
+                        best = take ? ih * s->w + iw : best;
                     }
                 yp[oh * s->wo + ow] = m;
                 ip[oh * s->wo + ow] = (float)best;
