@@ -43,7 +43,7 @@ local opt, given = cli.parse(arg, {
   {'test_limit', 5000, 'test images (first N)'},
   {'source_epochs', 2, 'epochs to train a source network that is not cached'},
   {'source_limit', 20000, 'training images for a source network'},
-  {'source_mnist', '', 'a VGG11 MNIST checkpoint to use as the MNIST source (same width)'},
+  {'source', '', 'a VGG11 checkpoint trained on MNIST (e.g. by vgg11_mnist.lua --width W) to use as the MNIST source; its width must equal --width'},
   {'agop_samples', 500, 'images for the source AGOPs (first N of the source training set)'},
   {'init_batch', 128, 'images agop_at_init computes its AGOPs on'},
   {'threads', 0, 'threads (0 = AGOP_THREADS or all cores)'},
@@ -94,7 +94,10 @@ local source = {}
 for _, s in ipairs(sources) do
   local dir = string.format('%s/sources/%s', opt.out, s)
   local path = dir .. '/model.safetensors'
-  if s == 'mnist' and opt.source_mnist ~= '' then path = opt.source_mnist end
+  if s == 'mnist' and opt.source ~= '' then
+    path = opt.source
+    if not util.exists(path) then error(string.format('--source %s: no such file', path), 0) end
+  end
   local model
   if util.exists(path) then
     model = models.load(path)
