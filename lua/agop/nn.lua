@@ -619,6 +619,9 @@ function Conv2d:backward(input, gradOutput)
   return self.gradInput
 end
 
+--- conv:nfm() - this layer's CNFM WᵀW (d x d), as features.nfm(conv); for the REPL.
+function Conv2d:nfm() return require('agop.features').nfm(self) end
+
 function Conv2d:__tostring()
   local k = self.kernel_size
   return fmt('nn.Conv2d(%d -> %d, %dx%d, stride %d, pad %d%s)', self.in_channels,

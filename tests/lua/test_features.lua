@@ -410,6 +410,7 @@ function TestFeatures:test_nfm_is_wtw_of_flattened_weight()
   end
   lu.assertTrue(features.nfm(conv.weight):equal(n))
   lu.assertTrue(agop.nfm(conv.weight:reshape(3, 18)):equal(n))
+  lu.assertTrue(conv:nfm():equal(n)) -- the REPL's spelling
   lu.assertErrorMsgContains('nn.Conv2d or a weight tensor', features.nfm, 'x')
 end
 
