@@ -37,12 +37,12 @@ static int any_nonfinite(const float *x, int64_t n) {
 
 /* Copies positions [j0, j0 + np) of g (batch, co, hw), numbered b * hw + p, into x
  * (co, np) as columns; returns 1 when a copied value is not finite.
- *   x: (co, np) float or double (elem_double 0 or 1)
+ *   x: (co, np)
  * Serial on purpose, as is the accumulation below: both are small next to the syrk, and an
  * OpenMP region squeezed between OpenBLAS calls (whose pthreads spin after each call)
  * made the whole accumulation several times slower on 2 cores. */
-static int pack_positions(void *x, int elem_double, const float *g, int64_t co, int64_t hw,
-                          int64_t j0, int64_t np) {
+static int pack_positions(float *x, const float *g, int64_t co, int64_t hw, int64_t j0,
+                          int64_t np) {
     int bad = 0;
     for (int64_t c = 0; c < co; c++) {
         int64_t j = j0;
@@ -51,12 +51,7 @@ static int pack_positions(void *x, int elem_double, const float *g, int64_t co, 
             int64_t len = hw - p < j0 + np - j ? hw - p : j0 + np - j;
             const float *src = g + (b * co + c) * hw + p;
             bad |= any_nonfinite(src, len);
-            if (elem_double) {
-                double *dst = (double *)x + c * np + (j - j0);
-                for (int64_t t = 0; t < len; t++) dst[t] = src[t];
-            } else {
-                memcpy((float *)x + c * np + (j - j0), src, (size_t)len * sizeof(float));
-            }
+            memcpy(x + c * np + (j - j0), src, (size_t)len * sizeof(float));
             j += len;
         }
     }
@@ -111,7 +106,7 @@ int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int
     int rc = 0;
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         int64_t np = total - j0 < chunk ? total - j0 : chunk;
-        if (pack_positions(x, 0, g, co, hw, j0, np)) {
+        if (pack_positions(x, g, co, hw, j0, np)) {
             rc = ag_fail(err, "agop_accumulate: the gradient has a non-finite entry");
             break;
         }
@@ -123,34 +118,6 @@ int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int
     acc_commit(s, acc, co, rc == 0);
     free(x);
     free(t);
-    return rc;
-}
-
-int ag_agop_accumulate_d(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
-                         AgError *err) {
-    if (check_acc(batch, co, hw, err)) return -1;
-    int64_t total = batch * hw;
-    if (total == 0) return 0;
-    int64_t chunk = total < AGOP_CHUNK ? total : AGOP_CHUNK;
-    double *x = malloc((size_t)(co * chunk) * sizeof *x);
-    double *acc = acc_target(s, co, total, chunk);
-    if (!x || !acc) {
-        free(x);
-        if (acc != s) free(acc);
-        return ag_fail(err, "agop_accumulate: out of memory (co=%lld)", (long long)co);
-    }
-    int rc = 0;
-    for (int64_t j0 = 0; j0 < total; j0 += chunk) {
-        int64_t np = total - j0 < chunk ? total - j0 : chunk;
-        if (pack_positions(x, 1, g, co, hw, j0, np)) {
-            rc = ag_fail(err, "agop_accumulate: the gradient has a non-finite entry");
-            break;
-        }
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)co, (int)np, 1.0, x, (int)np,
-                    1.0, acc, (int)co);
-    }
-    acc_commit(s, acc, co, rc == 0);
-    free(x);
     return rc;
 }
 

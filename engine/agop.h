@@ -25,10 +25,6 @@ int ag_nfm(float *n, const float *w, int64_t co, int64_t d, AgError *err);
 int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
                        AgError *err);
 
-/* The same sum computed with dsyrk on double chunks (slower, kept for comparison). */
-int ag_agop_accumulate_d(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
-                         AgError *err);
-
 /* g_out = W^T s W / n_images, exactly symmetric; s W is formed in double, the final
  * product with sgemm.
  *   g_out: (d, d) out
