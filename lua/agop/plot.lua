@@ -85,6 +85,18 @@ local function check_type(where, name, v, want)
   end
 end
 
+-- A series entry must be a table whose fields are all in `keys` (a set); an unknown one
+-- is an error that suggests the closest known field.
+local function check_series_fields(where, s, keys)
+  if type(s) ~= 'table' then fail(where, 'must be a table, got %s', type(s)) end
+  for k in pairs(s) do
+    if not keys[k] then
+      local near = type(k) == 'string' and util.closest(k, keys)
+      fail(where, "unknown field '%s'%s", tostring(k), near and fmt(" (did you mean '%s'?)", near) or '')
+    end
+  end
+end
+
 local function isfinite(v) return v == v and v ~= huge and v ~= -huge end
 
 -- A Lua array of numbers (NaN kept) from a Lua array or a tensor of any shape.
@@ -894,13 +906,7 @@ function kinds.lines(opts, _, where)
   local series = {}
   for i, s in ipairs(o.series) do
     local sw = fmt('%s: series[%d]', where, i)
-    if type(s) ~= 'table' then fail(sw, 'must be a table, got %s', type(s)) end
-    for k in pairs(s) do
-      if not series_keys[k] then
-        local near = type(k) == 'string' and util.closest(k, series_keys)
-        fail(sw, "unknown field '%s'%s", tostring(k), near and fmt(" (did you mean '%s'?)", near) or '')
-      end
-    end
+    check_series_fields(sw, s, series_keys)
     if s.y == nil then fail(sw, 'needs y') end
     local y = to_array(s.y, sw, 'y')
     local x
@@ -1160,13 +1166,7 @@ function kinds.bars(opts, _, where)
   local series = {}
   for i, s in ipairs(o.series) do
     local sw = fmt('%s: series[%d]', where, i)
-    if type(s) ~= 'table' then fail(sw, 'must be a table, got %s', type(s)) end
-    for k in pairs(s) do
-      if not bar_series_keys[k] then
-        local near = type(k) == 'string' and util.closest(k, bar_series_keys)
-        fail(sw, "unknown field '%s'%s", tostring(k), near and fmt(" (did you mean '%s'?)", near) or '')
-      end
-    end
+    check_series_fields(sw, s, bar_series_keys)
     if s.values == nil then fail(sw, 'needs values') end
     local v = to_array(s.values, sw, 'values')
     if #v ~= ng then fail(sw, 'has %d values for %d groups', #v, ng) end
