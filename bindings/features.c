@@ -11,7 +11,8 @@
  *   agop.agop_pow(S, w, n, a)      -> (W^T S W / n)^a through the rank-co factorization
  *   agop.corr(A, B), agop.cosine(A, B) -> numbers (Pearson over entries; uncentered)
  *   agop.feature_map(M, x, k, pad) -> (H', W') map in [0, 1], x (C, H, W) or (1, C, H, W)
- * DMatrix methods: S:size() -> n, S:tensor() -> float (n, n) copy, S:zero(), S:add(T),
+ * DMatrix methods: S:size() -> n, S:tensor([div]) -> float (n, n) copy of S (or of S / div,
+ * rounded once), S:zero(), S:add(T) (T a DMatrix or a finite (n, n) tensor, added exactly),
  * S:get(i, j) (1-based, double). */
 #include "../engine/agop.h"
 #include "../engine/linalg.h"
@@ -247,8 +248,14 @@ static int d_size(lua_State *L) {
 
 static int d_tensor(lua_State *L) {
     DMatrix *s = check_dmatrix(L, 1, "DMatrix:tensor");
+    double div = 1.0;
+    if (!lua_isnoneornil(L, 2)) {
+        div = agl_check_finite(L, 2, "DMatrix:tensor", "divisor");
+        if (!(div > 0.0))
+            return luaL_error(L, "DMatrix:tensor: divisor must be > 0, got %f", div);
+    }
     AgTensor *t = agl_push_tensor(L, "DMatrix:tensor", 2, (int64_t[]){s->n, s->n});
-    for (int64_t i = 0; i < s->n * s->n; i++) t->data[i] = (float)s->data[i];
+    for (int64_t i = 0; i < s->n * s->n; i++) t->data[i] = (float)(s->data[i] / div);
     return 1;
 }
 
@@ -260,7 +267,18 @@ static int d_zero(lua_State *L) {
 }
 
 static int d_add(lua_State *L) {
-    DMatrix *s = check_dmatrix(L, 1, "DMatrix:add"), *t = check_dmatrix(L, 2, "DMatrix:add");
+    DMatrix *s = check_dmatrix(L, 1, "DMatrix:add");
+    if (agl_test_tensor(L, 2)) { /* a float (n, n) tensor: each entry is exact in double */
+        AgTensor *a = agl_check_tensor(L, 2);
+        if (a->dim != 2 || a->size[0] != s->n || a->size[1] != s->n)
+            return luaL_error(L, "DMatrix:add: tensor %s does not match the %Ix%I accumulator",
+                              agl_shape(a, 0), (lua_Integer)s->n, (lua_Integer)s->n);
+        a = check_finite_tensor(L, 2, "DMatrix:add", "tensor");
+        for (int64_t i = 0; i < s->n * s->n; i++) s->data[i] += a->data[i];
+        lua_settop(L, 1);
+        return 1;
+    }
+    DMatrix *t = check_dmatrix(L, 2, "DMatrix:add");
     if (s->n != t->n)
         return luaL_error(L, "DMatrix:add: sizes differ: %Ix%I vs %Ix%I", (lua_Integer)s->n,
                           (lua_Integer)s->n, (lua_Integer)t->n, (lua_Integer)t->n);

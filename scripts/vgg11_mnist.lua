@@ -3,6 +3,8 @@
 --
 --   agoplua scripts/vgg11_mnist.lua [--epochs 1 --width 1 --agop-samples 1000 --out DIR]
 --   agoplua scripts/vgg11_mnist.lua --quick      (narrow net, few images: under 2 minutes)
+--   agoplua scripts/vgg11_mnist.lua --expand [--out DIR]   (no training: writes the .npy
+--       matrices a committed run lacks from its models and AGOP factors; `make matrices`)
 local agop = require('agop')
 local cli = require('agop.cli')
 local models = require('agop.models')
@@ -29,6 +31,9 @@ local opt, given = cli.parse(arg, {
   {'out', '', 'output folder (default results/vgg11_mnist, or results/vgg11_mnist_quick)'},
   {'resume', false, 'continue an interrupted run from its checkpoint'},
   {'quick', false, 'width 0.25, 4000 training images, 300 AGOP samples: a test-sized run'},
+  {'expand', false, 'no training: write the missing .npy matrices of the run in --out '
+    .. 'from its model files and AGOP factors conv<l>_agop_s.npy, checked against run.json'},
+  {'force', false, 'with --expand: rewrite the matrices that are already there too'},
 }, {usage = 'agoplua scripts/vgg11_mnist.lua [options]',
     about = 'Trains VGG11 on MNIST and writes Table 1 (CNFM vs patch-AGOP) with figures.'})
 
@@ -39,6 +44,10 @@ if opt.quick then
 end
 if opt.out == '' then opt.out = opt.quick and 'results/vgg11_mnist_quick' or 'results/vgg11_mnist' end
 if opt.threads > 0 then agop.set_threads(opt.threads) end
+if opt.expand then -- rebuild the big matrices of an existing run, and stop
+  report.expand_matrices(opt.out, {force = opt.force})
+  return
+end
 
 local run = report.run(opt.out, 'scripts/vgg11_mnist.lua', opt)
 
@@ -81,7 +90,7 @@ print(string.format('test accuracy %.2f%% after %d epochs (%.0f img/s)',
 -- 3. CNFM and patch-AGOP of every conv layer
 local n_agop = math.min(opt.agop_samples, train_set.images:size(1))
 local agop_images = train_set.images:narrow(1, 1, n_agop)
-local G, G_half = run:time('agop', function()
+local G, G_half, S = run:time('agop', function()
   return features.agop(model, agop_images, {batch = opt.agop_batch, progress = true, power = 0.5})
 end)
 run:set('agop', {samples = n_agop, from = string.format('train[1:%d]', n_agop),
@@ -99,6 +108,8 @@ for l, conv in ipairs(model.convs) do
   sqrtG[l] = G_half[l]
   run:npy(string.format('conv%d_nfm.npy', l), nfm[l])
   run:npy(string.format('conv%d_agop.npy', l), G[l])
+  -- G = W^T S W exactly: the small factor S (c_out^2) rebuilds the big G (see --expand)
+  run:npy(string.format('conv%d_agop_s.npy', l), S[l])
 end
 
 -- 4. Table 1

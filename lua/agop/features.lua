@@ -3,7 +3,10 @@
 --   features.nfm(conv)                       -- CNFM W^T W (d x d), conv an nn.Conv2d or a
 --                                            -- weight tensor (c_out, c_in, k, k)
 --   features.agop(model, images, opts)       -- {G_1, ..., G_L}: patch-AGOP of every conv in
---                                            -- model.convs, G_l = W^T S_l W / n
+--                                            -- model.convs, G_l = W^T S_l W / n; also
+--                                            -- {G_l^a} (opts.power) and the factors {S_l / n}
+--   features.agop_expand(S, conv [, a])      -- W^T S W (d x d), or its power a, from a
+--                                            -- factor S (c_out x c_out) of features.agop
 --   features.corr(A, B), features.cosine(A, B)   -- Pearson over entries / uncentered
 --   features.pow(M, a) == M:matpow(a)        -- M^a, negative eigenvalues clipped to 0
 --   features.eig(M) == M:eig()               -- eigenvalues (ascending), eigenvectors (columns)
@@ -16,7 +19,9 @@
 -- g = df_c/dz (z the conv output, bias included) is folded into a double-precision
 -- S_l += sum over images and positions of g g^T. Because z_ij = W p_ij + b, the
 -- per-patch gradient is W^T g_ij, so G_l = W^T S_l W / n without ever forming a
--- per-patch gradient.
+-- per-patch gradient. S_l / n is rounded to float32 once, and G_l (and G_l^a) are
+-- computed from that rounded factor, so the factor (c_out^2 floats, stored where the
+-- d x d matrix is too big) gives back exactly the same G_l through features.agop_expand.
 local agop = require('agop')
 local nn = require('agop.nn')
 local util = require('agop.util')
@@ -120,7 +125,8 @@ local function class_list(who, classes, nclass)
   return out
 end
 
---- features.agop(model, images, opts) -> {G_1, ..., G_L} [, {G_1^power, ...}]
+--- features.agop(model, images, opts) -> {G_1, ..., G_L}, {G_1^power, ...} or nil,
+---                                       {S_1 / n, ..., S_L / n}
 ---   model:  an nn model whose forward gives the logits (B, C) (before softmax), built of
 ---           nested nn.Sequential; its convs are model.convs (else found depth-first)
 ---   images: (N, C, H, W) (or (N, H, W))
@@ -130,8 +136,11 @@ end
 ---           also return G_l^a, computed from the rank-c_out factorization),
 ---           layers = false (a list of conv indices: only those; the result then
 ---           holds nil for the others)
---- n in G = W^T S W / n is the number of images. The model runs in evaluation mode and
---- gets its previous mode back afterwards.
+--- n in G = W^T S W / n is the number of images. The third result holds each layer's
+--- inner factor S_l / n as a float32 (c_out, c_out) tensor; G_l and G_l^power are computed
+--- from it as rounded, so features.agop_expand(S_l / n, conv_l [, power]) returns them
+--- bit for bit (on the same machine and thread count). The model runs in evaluation mode
+--- and gets its previous mode back afterwards.
 function features.agop(model, images, opts)
   local who = 'features.agop'
   if type(model) ~= 'table' or type(model.forward) ~= 'function' then
@@ -220,14 +229,51 @@ function features.agop(model, images, opts)
   if not ok then error(who .. ': ' .. tostring(err), 2) end
   if opts.progress == true and agop.isatty(2) then io.stderr:write('\n') end
 
-  local gs, ps = {}, opts.power and {} or nil
+  local gs, ps, ss = {}, opts.power and {} or nil, {}
   for l, conv in ipairs(convs) do
     if wanted[l] then
-      gs[l] = agop.agop_finish(acc[l], conv.weight, n)
-      if ps then ps[l] = agop.agop_pow(acc[l], conv.weight, n, opts.power) end
+      ss[l] = acc[l]:tensor(n) -- S / n, rounded to float32 once
+      local s = acc[l]:zero():add(ss[l])
+      gs[l] = agop.agop_finish(s, conv.weight, 1)
+      if ps then ps[l] = agop.agop_pow(s, conv.weight, 1, opts.power) end
     end
   end
-  return gs, ps
+  return gs, ps, ss
+end
+
+--- features.agop_expand(S, conv [, power]) -> (d, d) tensor
+---   S:     the factor S_l / n of features.agop (its third result), a symmetric float
+---          (c_out, c_out) tensor, e.g. loaded from conv<l>_agop_s.npy
+---   conv:  the nn.Conv2d (or its weight (c_out, c_in, k, k) or (c_out, d)) of that layer
+---   power: nil for G = W^T S W, or a number a > 0 for G^a (negative eigenvalues clipped)
+--- The same arithmetic as features.agop, so on the same machine and thread count the
+--- result equals its G_l (or G_l^a) bit for bit.
+function features.agop_expand(s, conv, power)
+  local who = 'features.agop_expand'
+  local w = weight_of(who, conv)
+  if w:dim() ~= 4 and w:dim() ~= 2 then
+    error(fmt('%s: weight must be (c_out, c_in, k, k) or (c_out, d), got %s', who,
+              table.concat(w:size(), 'x')), 2)
+  end
+  local co = w:size(1)
+  if not agop.is_tensor(s) then
+    error(fmt('%s: S must be a (%d, %d) tensor, got %s', who, co, co, type(s)), 2)
+  end
+  if s:dim() ~= 2 or s:size(1) ~= co or s:size(2) ~= co then
+    error(fmt('%s: S is %s, expected %dx%d (the weight %s has %d output channels)', who,
+              table.concat(s:size(), 'x'), co, co, table.concat(w:size(), 'x'), co), 2)
+  end
+  if power ~= nil and (type(power) ~= 'number' or not (power > 0) or power == math.huge) then
+    error(fmt('%s: power must be nil or a finite number > 0, got %s', who, tostring(power)), 2)
+  end
+  if not s:isfinite() then error(who .. ': S has a non-finite entry', 2) end
+  local scale = s:abs():max()
+  if (s - s:t()):abs():max() > 1e-4 * scale then
+    error(who .. ': S is not symmetric (a factor S_l / n of features.agop is)', 2)
+  end
+  local acc = agop.dmatrix(co):add(s)
+  if power then return agop.agop_pow(acc, w, 1, power) end
+  return agop.agop_finish(acc, w, 1)
 end
 
 --- features.feature_map(M, image, model, layer) -> (H', W') tensor in [0, 1]

@@ -1,5 +1,6 @@
 -- agop.report: what experiment scripts write - the run folder with its run.json, Table 1
--- in text, Markdown and CSV, and the study's figures.
+-- in text, Markdown and CSV, and the study's figures - and report.expand_matrices, which
+-- rebuilds a run's big .npy matrices from its committed files.
 local agop = require('agop')
 local util = require('agop.util')
 local json = require('agop.json')
@@ -44,7 +45,13 @@ function Run:time(name, fn)
   return table.unpack(r, 1, r.n)
 end
 
-function Run:npy(name, tensor) require('agop.io').save_npy(self:path(name), tensor) end
+--- Writes tensor as the .npy file `name` and records its shape, trace and Frobenius norm
+--- in run.json under matrices[name] (report.expand_matrices checks rebuilt files by them).
+function Run:npy(name, tensor)
+  require('agop.io').save_npy(self:path(name), tensor)
+  self.info.matrices = self.info.matrices or {}
+  self.info.matrices[name] = report.matrix_stats(tensor)
+end
 
 function Run:write(name, text) util.write_file(self:path(name), text) end
 
@@ -56,6 +63,167 @@ function Run:finish(metrics)
   self.info.peak_memory_bytes = hwm
   self.info.finished = os.date('!%Y-%m-%dT%H:%M:%SZ')
   util.write_file(self:path('run.json'), json.encode(self.info, {indent = 2}) .. '\n')
+end
+
+--- {shape = {...}, fro = Frobenius norm, trace = sum of the diagonal (square matrices
+--- only, else nil)}, both summed in double.
+function report.matrix_stats(t)
+  local shape = t:size()
+  local trace
+  if #shape == 2 and shape[1] == shape[2] then
+    trace = 0
+    for i = 1, shape[1] do trace = trace + t:get(i, i) end
+  end
+  return {shape = shape, trace = trace, fro = t:norm()}
+end
+
+-- |a - b| relative to the larger magnitude (0 when equal)
+local function rel_diff(a, b)
+  if a == b then return 0 end
+  return math.abs(a - b) / math.max(math.abs(a), math.abs(b))
+end
+
+report.expand_tolerance = 1e-5
+
+-- The matrices a run folder's committed files rebuild: conv<l>_<kind>.npy from `from`.
+local expand_kinds = {
+  {kind = 'nfm_init', from = 'model_init.safetensors'},
+  {kind = 'nfm', from = 'model.safetensors'},
+  {kind = 'agop', from = 'model.safetensors'}, -- and conv<l>_agop_s.npy
+}
+
+--- report.expand_matrices(dir [, opts]) -> {written = {names}, present = {names}}
+--- Rebuilds the conv<l>_nfm_init.npy, conv<l>_nfm.npy and conv<l>_agop.npy files that
+--- dir/run.json lists (under "matrices") but dir lacks, from what a run commits:
+--- model_init.safetensors (N_0 = W_0^T W_0), model.safetensors (N = W^T W) and the AGOP
+--- factors conv<l>_agop_s.npy (G = W^T S W). Every rebuilt matrix is checked against the
+--- shape, trace and Frobenius norm run.json recorded (relative difference <=
+--- report.expand_tolerance) before it is written (atomically), so a wrong file is never
+--- left behind. opts: force = false (true: rebuild files that exist too), log = print.
+function report.expand_matrices(dir, opts)
+  local who = 'report.expand_matrices'
+  if type(dir) ~= 'string' or dir == '' then
+    error(who .. ': dir must be a folder name, got ' .. tostring(dir), 2)
+  end
+  opts = util.options(opts, {force = false, log = print}, who)
+  local log = opts.log or function() end
+  local fmt = string.format
+  local function fail(msg, ...) error(who .. ': ' .. fmt(msg, ...), 0) end
+  local function path(name) return dir .. '/' .. name end
+
+  if not util.exists(dir) then fail('folder %s does not exist', dir) end
+  if not util.exists(path('run.json')) then
+    fail('%s not found (expected the folder of a scripts/vgg11_mnist.lua run)', path('run.json'))
+  end
+  local ok, info = pcall(json.decode, util.read_file(path('run.json')))
+  if not ok or type(info) ~= 'table' then
+    fail('%s is not valid JSON: %s', path('run.json'), tostring(info))
+  end
+  local records = info.matrices
+  if type(records) ~= 'table' or next(records) == nil then
+    fail('%s has no "matrices" record: the run was made by an older scripts/vgg11_mnist.lua '
+         .. 'that did not write the AGOP factors conv<l>_agop_s.npy; rerun the study '
+         .. '(agoplua scripts/vgg11_mnist.lua --out %s) to get them', path('run.json'), dir)
+  end
+
+  -- what to build, in layer order
+  local todo, present, layers = {}, {}, {}
+  for name in pairs(records) do
+    local l = tonumber(name:match('^conv(%d+)_') or '')
+    if l then layers[#layers + 1] = l end
+  end
+  table.sort(layers)
+  local seen = {}
+  for _, l in ipairs(layers) do
+    if not seen[l] then
+      seen[l] = true
+      for _, k in ipairs(expand_kinds) do
+        local name = fmt('conv%d_%s.npy', l, k.kind)
+        if records[name] then
+          if util.exists(path(name)) and not opts.force then
+            present[#present + 1] = name
+          else
+            todo[#todo + 1] = {name = name, layer = l, kind = k.kind, from = k.from}
+          end
+        end
+      end
+    end
+  end
+  local function count(n) return fmt('%d matri%s', n, n == 1 and 'x' or 'ces') end
+  log(fmt('expand: %s: %s to write, %s already there', dir, count(#todo), count(#present)))
+
+  -- every input present before any work
+  local need = {}
+  for _, t in ipairs(todo) do
+    local inputs = {t.from}
+    if t.kind == 'agop' then inputs[2] = fmt('conv%d_agop_s.npy', t.layer) end
+    for _, f in ipairs(inputs) do
+      if not util.exists(path(f)) then
+        fail('%s is missing: %s cannot be rebuilt without it', path(f), t.name)
+      end
+      need[f] = true
+    end
+  end
+  local models = require('agop.models')
+  local features = require('agop.features')
+  local io_ = require('agop.io')
+  local nets = {}
+  for _, f in ipairs{'model_init.safetensors', 'model.safetensors'} do
+    if need[f] then nets[f] = models.load(path(f)) end
+  end
+
+  local tol = report.expand_tolerance
+  -- the checks of a matrix against its record; the worst relative difference
+  local function check(name, m, inputs)
+    local rec, got = records[name], report.matrix_stats(m)
+    if type(rec) ~= 'table' or type(rec.shape) ~= 'table' or type(rec.trace) ~= 'number'
+       or type(rec.fro) ~= 'number' then
+      fail('%s: the record of %s has no shape, trace and fro', path('run.json'), name)
+    end
+    local shape = table.concat(got.shape, 'x')
+    if shape ~= table.concat(rec.shape, 'x') then
+      fail('%s: rebuilt as %s, but run.json records %s (not written)', name, shape,
+           table.concat(rec.shape, 'x'))
+    end
+    local dt, df = rel_diff(got.trace, rec.trace), rel_diff(got.fro, rec.fro)
+    if not (dt <= tol and df <= tol) then
+      fail('%s: the matrix rebuilt from %s does not match run.json (trace %.9g vs %.9g, '
+           .. 'fro %.9g vs %.9g: relative differences %.2e, %.2e > %.0e); not written: are '
+           .. 'those files the ones this run wrote?', name, inputs, got.trace, rec.trace,
+           got.fro, rec.fro, dt, df, tol)
+    end
+    return shape, dt, df
+  end
+
+  local written = {}
+  for _, t in ipairs(todo) do
+    local net = nets[t.from]
+    local conv = net.convs[t.layer]
+    if not conv then
+      fail('%s has %d conv layers, run.json lists %s', path(t.from), #net.convs, t.name)
+    end
+    local m
+    if t.kind == 'agop' then
+      local sname = fmt('conv%d_agop_s.npy', t.layer)
+      local s = io_.load_npy(path(sname))
+      if records[sname] then check(sname, s, sname) end
+      local okx, r = pcall(features.agop_expand, s, conv)
+      if not okx then fail('%s: %s', sname, tostring(r)) end
+      m = r
+    else
+      m = features.nfm(conv)
+    end
+    local shape, dt, df = check(t.name, m, t.kind == 'agop'
+      and fmt('%s and conv%d_agop_s.npy', t.from, t.layer) or t.from)
+    io_.save_npy(path(t.name), m)
+    written[#written + 1] = t.name
+    log(fmt('  %-22s %-10s trace rel diff %.1e, fro rel diff %.1e: written', t.name, shape,
+            dt, df))
+    m = nil
+    collectgarbage()
+  end
+  log(fmt('expand: wrote %s, %s already there (%s)', count(#written), count(#present), dir))
+  return {written = written, present = present}
 end
 
 local function f3(x) return x and string.format('%.3f', x) or '-' end

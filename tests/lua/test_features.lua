@@ -14,6 +14,7 @@ local lu = require('luaunit')
 local agop = require('agop')
 local nn = require('agop.nn')
 local features = require('agop.features')
+local helpers = require('helpers')
 
 local fmt = string.format
 
@@ -367,6 +368,81 @@ function TestAgop:test_agrees_with_brute_force_on_the_deep_layers_of_a_narrow_vg
   lu.assertTrue(rel_err(gs[8], ref[2]) < 1e-4, 'conv 8')
 end
 
+-- conv 1 has d = 9 <= c_out = 12 (G^a by eigendecomposition of G), conv 2 has
+-- d = 108 > c_out = 3 (G^a through the rank-c_out factorization)
+local function net_wide_then_narrow()
+  return net({features = {nn.Conv2d(1, 12, 3, {padding = 1}), nn.ReLU(),
+                          nn.MaxPool2d(2, {stride = 2}), nn.Conv2d(12, 3, 3), nn.ReLU()},
+              classifier = {nn.Linear(12, 5)}}, 7), {3, 1, 8, 8}
+end
+
+function TestAgop:test_third_result_is_the_factor_s_over_n_and_expand_rebuilds_g_exactly()
+  local model, shape = net_wide_then_narrow()
+  local images = agop.randn(agop.Generator(11), table.unpack(shape)) -- n = 3: S / n rounds
+  local gs, ps, ss = features.agop(model, images, {power = 0.5})
+  lu.assertEquals(#ss, 2)
+  for l, conv in ipairs(model.convs) do
+    local co, d = conv.out_channels, conv.in_channels * conv.kernel_size ^ 2
+    lu.assertEquals(ss[l]:size(), {co, co})
+    lu.assertTrue(ss[l]:equal(ss[l]:t():contiguous()), 'S / n is exactly symmetric')
+    -- G = W^T (S / n) W, summed here in plain Lua doubles from the factor
+    local w, sf = flat(conv.weight), flat(ss[l])
+    local ref = {}
+    for i = 1, d do
+      for j = 1, d do
+        local acc = 0
+        for a = 1, co do
+          local wa = w[(a - 1) * d + i]
+          for b = 1, co do acc = acc + wa * sf[(a - 1) * co + b] * w[(b - 1) * d + j] end
+        end
+        ref[(i - 1) * d + j] = acc
+      end
+    end
+    local e = rel_err(gs[l], ref)
+    if e > 1e-6 then lu.fail(fmt('conv %d: G vs W^T S W from the factor: %.3g', l, e)) end
+    -- and the factor rebuilds G and G^1/2 bit for bit (same process, same threads)
+    lu.assertTrue(features.agop_expand(ss[l], conv):equal(gs[l]), 'conv ' .. l .. ': G')
+    lu.assertTrue(features.agop_expand(ss[l], conv.weight, 0.5):equal(ps[l]),
+                  'conv ' .. l .. ': G^1/2')
+    -- a weight given as (c_out, d) is the same layer
+    lu.assertTrue(features.agop_expand(ss[l], conv.weight:view(co, d)):equal(gs[l]))
+  end
+  -- without power: no second result, the factors still come third
+  local g2, p2, s2 = features.agop(model, images, {layers = {2}})
+  lu.assertNil(p2)
+  lu.assertNil(s2[1])
+  lu.assertTrue(s2[2]:equal(ss[2]))
+  lu.assertTrue(g2[2]:equal(gs[2]))
+end
+
+function TestAgop:test_agop_expand_argument_errors()
+  local model = net_a()                                -- conv 1: 3 x 1 x 3 x 3
+  local conv = model.convs[1]
+  local s = agop.tensor{{2, 1, 0}, {1, 2, 0}, {0, 0, 1}}
+  local E = 'features.agop_expand: '
+  helpers.errors_with(E .. 'S is 4x4, expected 3x3 (the weight 3x1x3x3 has 3 output channels)',
+                      features.agop_expand, agop.zeros(4, 4), conv)
+  helpers.errors_with(E .. 'S is 9, expected 3x3', features.agop_expand, agop.zeros(9), conv)
+  helpers.errors_with(E .. 'S must be a (3, 3) tensor, got table', features.agop_expand, {}, conv)
+  helpers.errors_with(E .. 'expected an nn.Conv2d or a weight tensor, got nn.ReLU',
+                      features.agop_expand, s, nn.ReLU())
+  helpers.errors_with(E .. 'weight must be (c_out, c_in, k, k) or (c_out, d), got 3',
+                      features.agop_expand, s, agop.zeros(3))
+  helpers.errors_with(E .. 'power must be nil or a finite number > 0, got 0',
+                      features.agop_expand, s, conv, 0)
+  helpers.errors_with(E .. 'power must be', features.agop_expand, s, conv, 'half')
+  local asym = s:clone()
+  asym:set(1, 3, 1)
+  helpers.errors_with(E .. 'S is not symmetric', features.agop_expand, asym, conv)
+  local nan = s:clone()
+  nan:set(2, 2, 0 / 0)
+  helpers.errors_with(E .. 'S has a non-finite entry', features.agop_expand, nan, conv)
+  -- the error points at the caller
+  local ok, err = pcall(function() features.agop_expand(agop.zeros(2, 2), conv) end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, 'test_features.lua:')
+end
+
 function TestAgop:test_errors()
   local model = net_a()
   lu.assertErrorMsgContains("unknown option 'btch'", features.agop, model,
@@ -523,4 +599,17 @@ function TestFeatures:test_dmatrix_methods()
   lu.assertStrContains(tostring(s), 'agop.DMatrix(2x2')
   s:zero()
   lu.assertEquals(s:get(2, 2), 0)
+  -- add(T): a float tensor, exact in double; tensor(div): S / div rounded once
+  s:add(agop.tensor{{1, 0.1}, {0.1, 3}})
+  lu.assertEquals(s:get(1, 2), agop.tensor{0.1}:get(1))  -- the float nearest 0.1, exactly
+  lu.assertEquals(flat(s:tensor(2)), flat(agop.tensor{{0.5, 0.05}, {0.05, 1.5}}))
+  s:zero():add(agop.tensor{{1, 0}, {0, 3}})
+  lu.assertEquals(flat(s:tensor(3)), {agop.tensor{1 / 3}:get(1), 0, 0, 1})
+  lu.assertErrorMsgContains('DMatrix:add: tensor 3x3 does not match the 2x2 accumulator',
+                            s.add, s, agop.zeros(3, 3))
+  lu.assertErrorMsgContains('DMatrix:add: tensor (2x2) has a non-finite entry', s.add, s,
+                            agop.full(1 / 0, 2, 2))
+  lu.assertErrorMsgContains('agop.DMatrix', s.add, s, 'x')
+  lu.assertErrorMsgContains('DMatrix:tensor: divisor must be > 0', s.tensor, s, 0)
+  lu.assertErrorMsgContains('DMatrix:tensor: divisor', s.tensor, s, 0 / 0)
 end

@@ -23,6 +23,73 @@ local function csv_rows(path)
   return rows
 end
 
+-- The largest |a - b| relative to the largest |b|.
+local function max_rel_diff(a, b)
+  local scale = b:abs():max()
+  local diff = (a - b):abs():max()
+  return scale > 0 and diff / scale or diff
+end
+
+-- On the folder d of a finished vgg11_mnist.lua run: every matrix has an AGOP factor and
+-- a run.json record; `--expand` rebuilds deleted matrices from the models and factors
+-- (equal to what the run wrote), and refuses clearly when a factor is missing.
+local function check_expand(d)
+  local info = json.decode(util.read_file(d .. '/run.json'))
+  lu.assertEquals(type(info.matrices), 'table', 'run.json has no "matrices"')
+  local models = require('agop.models')
+  local m = models.load(d .. '/model.safetensors')
+  for l, conv in ipairs(m.convs) do
+    local co = conv.weight:size(1)
+    local sname = string.format('conv%d_agop_s.npy', l)
+    lu.assertEquals(agop.load(d .. '/' .. sname):size(), {co, co}, sname)
+    for _, kind in ipairs{'nfm_init', 'nfm', 'agop', 'agop_s'} do
+      local name = string.format('conv%d_%s.npy', l, kind)
+      local rec, M = info.matrices[name], agop.load(d .. '/' .. name)
+      lu.assertNotNil(rec, 'no run.json record of ' .. name)
+      lu.assertEquals(rec.shape, M:size(), name)
+      lu.assertAlmostEquals(rec.fro, M:norm(), 1e-9 * rec.fro, name)
+      local tr = 0
+      for i = 1, M:size(1) do tr = tr + M:get(i, i) end
+      lu.assertAlmostEquals(rec.trace, tr, 1e-9 * math.abs(rec.trace), name)
+    end
+  end
+  -- delete some matrices, rebuild them, compare
+  local gone = {'conv1_nfm_init.npy', 'conv2_agop.npy', 'conv5_nfm.npy', 'conv8_agop.npy',
+                'conv8_nfm_init.npy'}
+  local before = {}
+  for _, f in ipairs(gone) do
+    before[f] = agop.load(d .. '/' .. f)
+    assert(os.remove(d .. '/' .. f))
+  end
+  local out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --expand --out %s", exe(), d))
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, 'wrote 5 matrices, 19 matrices already there')
+  lu.assertStrContains(out, 'conv8_agop.npy')
+  for _, f in ipairs(gone) do
+    local e = max_rel_diff(agop.load(d .. '/' .. f), before[f])
+    -- bit for bit with the run's thread count; 1e-6 leaves room for another BLAS split
+    if e > 1e-6 then lu.fail(string.format('%s rebuilt with max relative difference %.3g', f, e)) end
+  end
+  -- a missing factor: a clear error naming it, nothing written, non-zero exit
+  assert(os.remove(d .. '/conv8_agop.npy'))
+  assert(os.remove(d .. '/conv8_agop_s.npy'))
+  out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --expand --out %s", exe(), d))
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, d .. '/conv8_agop_s.npy is missing: conv8_agop.npy cannot be rebuilt')
+  lu.assertFalse(util.exists(d .. '/conv8_agop.npy'))
+  -- a run.json of an older run (no "matrices"): says to rerun the study
+  local old = tmpdir()
+  util.write_file(old .. '/run.json', '{"seed": 1}\n')
+  out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --expand --out %s", exe(), old))
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, 'has no "matrices" record')
+  lu.assertStrContains(out, 'rerun the study')
+  os.execute("rm -rf '" .. old .. "'")
+  out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --expand --out %s/none", exe(), old))
+  lu.assertFalse(ok, out)
+  lu.assertStrContains(out, 'folder ' .. old .. '/none does not exist')
+end
+
 TestScripts = {}
 
 function TestScripts:test_vgg11_mnist_quick_writes_every_artifact()
@@ -55,6 +122,7 @@ function TestScripts:test_vgg11_mnist_quick_writes_every_artifact()
   lu.assertEquals(#rows, 8)
   -- the ansatz on a trained layer 1: CNFM and AGOP^1/2 align
   lu.assertTrue(tonumber(rows[1].corr_nfm_sqrt_agop) > 0.8, rows[1].corr_nfm_sqrt_agop)
+  check_expand(d) -- on this run: --expand rebuilds deleted matrices
   os.execute("rm -rf '" .. d .. "'")
 end
 
