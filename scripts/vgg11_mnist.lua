@@ -16,11 +16,14 @@ local report = require('agop.report')
 local opt, given = cli.parse(arg, {
   {'epochs', 1, 'training epochs'},
   {'batch', 64, 'mini-batch size'},
-  {'lr', 0.02, 'peak learning rate (SGD with momentum, cosine schedule)'},
+  {'optimizer', 'sgd', 'update rule (sgd: with momentum)', {'sgd', 'adam'}},
+  {'lr', 0.02, 'peak learning rate (cosine schedule after the warm-up)'},
   {'momentum', 0.9, 'SGD momentum'},
   {'weight_decay', 5e-4, 'L2 weight decay'},
   {'warmup', 100, 'linear warm-up steps'},
   {'width', 1.0, 'channel width multiplier (1 = VGG11 as published)'},
+  {'init', 'kaiming', "conv init: kaiming N(0, 2/fan_in), or PyTorch's default",
+    {'kaiming', 'pytorch'}},
   {'seed', 1, 'seed of initialization, shuffling and dropout'},
   {'train_limit', 0, 'train on the first N training images (0 = all 60000)'},
   {'test_limit', 0, 'test on the first N test images (0 = all 10000)'},
@@ -54,7 +57,7 @@ local run = report.run(opt.out, 'scripts/vgg11_mnist.lua', opt)
 -- 1. the network, and its initial weights
 agop.manual_seed(opt.seed)
 local model = models.vgg11{in_channels = 1, num_classes = 10, input_size = 32,
-  width = opt.width, generator = agop.Generator(opt.seed)}
+  width = opt.width, init = opt.init, generator = agop.Generator(opt.seed)}
 print(model)
 if not (opt.resume and agop.util.exists(opt.out .. '/model_init.safetensors')) then
   models.save(model, opt.out .. '/model_init.safetensors')
@@ -76,7 +79,8 @@ print(string.format('data: %d training, %d test images (padded to 32x32, normali
   train_set.images:size(1), test_set.images:size(1)))
 local result = run:time('train', function()
   return train.fit(model, train_set, test_set, {
-    epochs = opt.epochs, batch = opt.batch, lr = opt.lr, momentum = opt.momentum,
+    epochs = opt.epochs, batch = opt.batch, optimizer = opt.optimizer, lr = opt.lr,
+    momentum = opt.momentum,
     weight_decay = opt.weight_decay, warmup = opt.warmup, seed = opt.seed, out = opt.out,
     resume = opt.resume})
 end)

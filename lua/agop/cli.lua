@@ -7,8 +7,11 @@
 --
 -- Options are `--name value` or `--name=value`; a boolean default makes `--name` a flag
 -- (and `--no-name` its negation). Dashes and underscores are the same in names. Values
--- take the type of their default. `--help` prints every option with its default and
--- exits. An unknown option is an error that suggests the closest known one.
+-- take the type of their default; a fourth entry lists the values a string option
+-- accepts ({'optimizer', 'sgd', 'update rule', {'sgd', 'adam'}}). `--help` prints every
+-- option with its default and exits. A usage error (an unknown option, which suggests
+-- the closest known one, or a bad value) prints one line on stderr and exits with status
+-- 2, as command-line tools do; with info.exit == false it is a Lua error instead.
 local util = require('agop.util')
 
 local cli = {}
@@ -34,6 +37,16 @@ local function convert(spec, raw)
     if raw == 'false' or raw == '0' or raw == 'no' then return false end
     error(string.format('%s expects true or false, got %q', flag(spec[1]), raw), 0)
   end
+  local choices = spec[4]
+  if choices then
+    local set = {}
+    for _, c in ipairs(choices) do set[c] = true end
+    if not set[raw] then
+      local near = util.closest(raw, set)
+      error(string.format('%s expects one of %s, got %q%s', flag(spec[1]),
+        table.concat(choices, ', '), raw, near and string.format('; did you mean %s?', near) or ''), 0)
+    end
+  end
   return raw
 end
 
@@ -48,7 +61,9 @@ function cli.help(specs, info)
   for _, s in ipairs(specs) do
     local name = flag(s[1]) .. (type(s[2]) == 'boolean' and '' or ' ' .. type(s[2]):upper():sub(1, 3))
     local default = s[2] == '' and '(none)' or tostring(s[2])
-    lines[#lines + 1] = string.format('  %-24s %s (default: %s)', name, s[3] or '', default)
+    local choices = s[4] and ' (' .. table.concat(s[4], ' | ') .. ')' or ''
+    lines[#lines + 1] = string.format('  %-24s %s%s (default: %s)', name, s[3] or '', choices,
+      default)
   end
   lines[#lines + 1] = string.format('  %-24s %s', '--help', 'this text')
   return table.concat(lines, '\n')
@@ -56,7 +71,18 @@ end
 
 --- Parses the script arguments (the global `arg`, or a list) against specs; returns a
 --- table of values with defaults filled in, plus `given`, the set of names set explicitly.
+--- A usage error exits (status 2) with one line on stderr, unless info.exit == false.
 function cli.parse(args, specs, info)
+  local ok, out, given = pcall(cli.parse_args, args, specs, info)
+  if ok then return out, given end
+  if info and info.exit == false then error(out, 2) end
+  local script = type(arg) == 'table' and arg[0] or 'agoplua'
+  io.stderr:write(string.format('%s: %s\n', script, tostring(out)))
+  os.exit(2)
+end
+
+--- cli.parse without the exit: usage errors are Lua errors.
+function cli.parse_args(args, specs, info)
   local byname, out, given = {}, {}, {}
   for _, s in ipairs(specs) do
     byname[key(s[1])] = s

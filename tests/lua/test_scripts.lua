@@ -160,11 +160,35 @@ end, 'Kaiming-normal with half the variance')
   os.execute("rm -rf '" .. d .. "'")
 end
 
+function TestScripts:test_cli_choices_and_errors()
+  local cli = require('agop.cli')
+  local specs = {{'optimizer', 'sgd', 'update rule', {'sgd', 'adam'}}, {'epochs', 1, 'epochs'}}
+  local o = cli.parse_args({'--optimizer', 'adam', '--epochs=3'}, specs)
+  lu.assertEquals(o.optimizer, 'adam')
+  lu.assertEquals(o.epochs, 3)
+  lu.assertEquals(cli.parse_args({}, specs).optimizer, 'sgd')
+  lu.assertErrorMsgContains('--optimizer expects one of sgd, adam, got "adan"; did you mean adam?',
+    cli.parse_args, {'--optimizer', 'adan'}, specs)
+  lu.assertErrorMsgContains('--epochs expects an integer, got "1.5"', cli.parse_args,
+    {'--epochs', '1.5'}, specs)
+  -- info.exit == false: a Lua error, not an exit
+  lu.assertErrorMsgContains('unknown option --epoch;', cli.parse, {'--epoch', '2'}, specs,
+    {exit = false})
+  lu.assertStrContains(cli.help(specs), '(sgd | adam) (default: sgd)')
+end
+
 function TestScripts:test_bad_options_are_clear_errors()
   local out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --epochz 2", exe()))
   lu.assertNotEquals(ok, true)
   lu.assertStrContains(out, 'unknown option --epochz')
   lu.assertStrContains(out, 'did you mean --epochs?')
+  lu.assertNil(out:find('traceback'), 'a usage error is one line, not a traceback: ' .. out)
+  -- status 2, the usage-error convention
+  lu.assertEquals(select(3, os.execute(string.format(
+    "'%s' scripts/vgg11_mnist.lua --optimizer adm >/dev/null 2>&1", exe()))), 2)
+  out, ok = run(string.format("'%s' scripts/vgg11_mnist.lua --optimizer adm", exe()))
+  lu.assertNotEquals(ok, true)
+  lu.assertStrContains(out, '--optimizer expects one of sgd, adam, got "adm"; did you mean adam?')
   out, ok = run(string.format("'%s' scripts/init_study.lua --rules kaiming_normall --quick --out /tmp/x-never", exe()))
   lu.assertNotEquals(ok, true)
   lu.assertStrContains(out, "unknown rule 'kaiming_normall'")
