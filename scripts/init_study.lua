@@ -43,6 +43,11 @@ local opt, given = cli.parse(arg, {
   {'test_limit', 5000, 'test images (first N)'},
   {'source_epochs', 2, 'epochs to train a source network that is not cached'},
   {'source_limit', 20000, 'training images for a source network'},
+  {'source_optimizer', 'sgd', 'how a source network is trained (sgd: with momentum, at --lr)',
+    {'sgd', 'adam'}},
+  {'source_init', 'kaiming', "a source network's conv init (pytorch: PyTorch's default)",
+    {'kaiming', 'pytorch'}},
+  {'source_lr', 0.0, 'peak learning rate of a source network (0: --lr)'},
   {'source', '', 'a VGG11 checkpoint trained on MNIST (e.g. by vgg11_mnist.lua --width W) to use as the MNIST source; its width must equal --width'},
   {'agop_samples', 500, 'images for the source AGOPs (first N of the source training set)'},
   {'init_batch', 128, 'images agop_at_init computes its AGOPs on'},
@@ -84,9 +89,26 @@ local function dataset(name, split_, limit)
   return datasets[key]
 end
 
-local function vgg(seed)
+local function vgg(seed, conv_init)
   return models.vgg11{in_channels = 1, num_classes = 10, width = opt.width,
-    generator = agop.Generator(seed)}
+    init = conv_init or 'kaiming', generator = agop.Generator(seed)}
+end
+
+-- How the study trains its own sources; a cached source made another way is an error.
+local source_recipe = {optimizer = opt.source_optimizer, init = opt.source_init,
+  lr = opt.source_lr > 0 and opt.source_lr or opt.lr, epochs = opt.source_epochs,
+  images = opt.source_limit, width = opt.width}
+local function check_cached_recipe(dir)
+  local f = dir .. '/source.json'
+  if not util.exists(f) then return end
+  local had = json.decode(util.read_file(f))
+  for _, k in ipairs{'optimizer', 'init', 'lr', 'epochs', 'images'} do
+    local was = had[k] or ({optimizer = 'sgd', init = 'kaiming', lr = opt.lr})[k]
+    if was ~= source_recipe[k] then
+      error(string.format('%s: the cached source was trained with %s = %s, this study asks for %s; '
+        .. 'use another --out or delete %s', f, k, tostring(was), tostring(source_recipe[k]), dir), 0)
+    end
+  end
 end
 
 -- 1. source networks and their matrices (cached under DIR/sources/<name>/)
@@ -99,6 +121,7 @@ for _, s in ipairs(sources) do
     if not util.exists(path) then error(string.format('--source %s: no such file', path), 0) end
   end
   local model
+  if path ~= opt.source then check_cached_recipe(dir) end
   if util.exists(path) then
     model = models.load(path)
     if math.abs(model.config.width - opt.width) > 1e-9 then
@@ -107,15 +130,28 @@ for _, s in ipairs(sources) do
     end
     log('source %s: %s', s, path)
   else
-    log('source %s: training VGG11 (width %g) on %d images, %d epochs', s, opt.width, opt.source_limit, opt.source_epochs)
+    log('source %s: training VGG11 (width %g, %s init, %s lr %g) on %d images, %d epochs', s,
+      opt.width, source_recipe.init, source_recipe.optimizer, source_recipe.lr, opt.source_limit,
+      opt.source_epochs)
     util.mkdir(dir)
-    model = vgg(1000)
+    model = vgg(1000, source_recipe.init)
+    local init_model = vgg(1000, source_recipe.init)
     local r = train.fit(model, dataset(s, 'train', opt.source_limit), dataset(s, 'test', opt.test_limit),
-      {epochs = opt.source_epochs, lr = opt.lr, batch = opt.batch, seed = 1000, out = dir, resume = true,
-       quiet = false, warmup = math.min(50, opt.source_limit // opt.batch // 4)})
+      {epochs = opt.source_epochs, optimizer = source_recipe.optimizer, lr = source_recipe.lr,
+       batch = opt.batch, seed = 1000, out = dir, resume = true, quiet = false,
+       warmup = math.min(50, opt.source_limit // opt.batch // 4)})
     models.save(model, path)
-    util.write_file(dir .. '/source.json', json.encode({dataset = s, test_acc = r.final_test_acc,
-      epochs = opt.source_epochs, images = opt.source_limit, width = opt.width}, {indent = 2}) .. '\n')
+    -- how far training moved each layer from its initialization (see README: Table 1)
+    local moved, rho = {}, {}
+    for l, conv in ipairs(model.convs) do
+      local w0 = init_model.convs[l].weight
+      moved[l] = (conv.weight - w0):norm() / w0:norm()
+      rho[l] = features.corr(features.nfm(w0), features.nfm(conv))
+    end
+    local info = {dataset = s, test_acc = r.final_test_acc, weight_change = moved,
+      corr_init_trained = rho}
+    for k, v in pairs(source_recipe) do info[k] = v end
+    util.write_file(dir .. '/source.json', json.encode(info, {indent = 2}) .. '\n')
   end
   local mats = {nfm = {}, agop = {}}
   local imgs = dataset(s, 'train', opt.source_limit).images

@@ -157,6 +157,18 @@ end, 'Kaiming-normal with half the variance')
   lu.assertTrue(ok, out)
   lu.assertEquals(util.read_file(d .. '/study/table.csv'), before)
   lu.assertFalse(out:find('epoch%-1 acc') ~= nil, 'finished runs were run again')
+  -- the cached source was trained with SGD; asking for another source recipe is refused
+  -- before anything runs, and run.json stays the finished study's
+  local info = util.read_file(d .. '/study/run.json')
+  out, ok = run(string.format("'%s' scripts/init_study.lua --quick --rules-file %s " ..
+    "--source-optimizer adam --out %s/study", exe(), rules, d))
+  lu.assertNotEquals(ok, true)
+  lu.assertStrContains(out, 'the cached source was trained with optimizer = sgd, this study asks for adam')
+  lu.assertEquals(util.read_file(d .. '/study/run.json'), info)
+  local src = json.decode(util.read_file(d .. '/study/sources/mnist/source.json'))
+  lu.assertEquals(src.optimizer, 'sgd')
+  lu.assertEquals(#src.weight_change, 8)
+  lu.assertTrue(src.corr_init_trained[1] > 0 and src.corr_init_trained[1] <= 1)
   os.execute("rm -rf '" .. d .. "'")
 end
 
