@@ -125,6 +125,14 @@ local function class_list(who, classes, nclass)
   return out
 end
 
+-- W^T S W, or its power, from a float (c_out, c_out) factor S: the one path of both
+-- features.agop and features.agop_expand, so that they agree bit for bit.
+local function from_factor(s, w, power)
+  local acc = agop.dmatrix(s:size(1)):add(s)
+  if power then return agop.agop_pow(acc, w, 1, power) end
+  return agop.agop_finish(acc, w, 1)
+end
+
 --- features.agop(model, images, opts) -> {G_1, ..., G_L}, {G_1^power, ...} or nil,
 ---                                       {S_1 / n, ..., S_L / n}
 ---   model:  an nn model whose forward gives the logits (B, C) (before softmax), built of
@@ -233,9 +241,8 @@ function features.agop(model, images, opts)
   for l, conv in ipairs(convs) do
     if wanted[l] then
       ss[l] = acc[l]:tensor(n) -- S / n, rounded to float32 once
-      local s = acc[l]:zero():add(ss[l])
-      gs[l] = agop.agop_finish(s, conv.weight, 1)
-      if ps then ps[l] = agop.agop_pow(s, conv.weight, 1, opts.power) end
+      gs[l] = from_factor(ss[l], conv.weight)
+      if ps then ps[l] = from_factor(ss[l], conv.weight, opts.power) end
     end
   end
   return gs, ps, ss
@@ -271,9 +278,7 @@ function features.agop_expand(s, conv, power)
   if (s - s:t()):abs():max() > 1e-4 * scale then
     error(who .. ': S is not symmetric (a factor S_l / n of features.agop is)', 2)
   end
-  local acc = agop.dmatrix(co):add(s)
-  if power then return agop.agop_pow(acc, w, 1, power) end
-  return agop.agop_finish(acc, w, 1)
+  return from_factor(s, w, power)
 end
 
 --- features.feature_map(M, image, model, layer) -> (H', W') tensor in [0, 1]
