@@ -28,14 +28,21 @@ local function read(path)
   return s
 end
 
--- Runs `env agoplua args` with stdin from a string (or /dev/null); returns exit code,
--- stdout, stderr.
+-- Every variable the host's behaviour depends on, unset in each child so that the
+-- environment this suite inherits (a machine that sets OPENBLAS_CORETYPE, a user's
+-- AGOP_THREADS or LUA_INIT) cannot change what a test sees; a test sets what it needs.
+local HOST_VARS = {'OPENBLAS_CORETYPE', 'AGOP_REEXEC', 'AGOP_PRETEND_CORE', 'AGOP_THREADS',
+                   'OMP_WAIT_POLICY', 'LUA_INIT', 'LUA_INIT_5_4'}
+local CLEAN_ENV = 'env -u ' .. table.concat(HOST_VARS, ' -u ')
+
+-- Runs `env agoplua args` in a clean environment plus opts.env, with stdin from a string
+-- (or /dev/null); returns exit code, stdout, stderr.
 local function run(args, opts)
   opts = opts or {}
   local input = opts.stdin and write('stdin.txt', opts.stdin) or '/dev/null'
   local out, err = tmpdir .. '/out.txt', tmpdir .. '/err.txt'
-  local cmd = string.format('%s%s %s %s <%s >%s 2>%s',
-    opts.cd and ('cd ' .. q(opts.cd) .. ' && ') or '', opts.env or '', q(EXE), args,
+  local cmd = string.format('%s%s %s %s %s <%s >%s 2>%s',
+    opts.cd and ('cd ' .. q(opts.cd) .. ' && ') or '', CLEAN_ENV, opts.env or '', q(EXE), args,
     q(input), q(out), q(err))
   local ok, how, code = os.execute(cmd)
   assert(how == 'exit', 'agoplua ended by signal ' .. tostring(code))
