@@ -46,6 +46,10 @@ $(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/bindings_list.h
 
 # One AGL_OPEN(name) line per binding file: bindings register themselves by existing.
 $(BUILD)/bindings_list.h: FORCE
+	@pkg-config --exists $(PKGS) 2>/dev/null || { \
+	  echo "make: missing libraries for the build ($(PKGS), via pkg-config)." >&2; \
+	  echo "make: run 'make deps' (installs them with apt-get), or 'make test' / 'make run'," >&2; \
+	  echo "      which install what is missing first." >&2; exit 1; }
 	@mkdir -p $(BUILD)
 	@printf '%s\n' $(foreach n,$(BIND_NAMES),"AGL_OPEN($(n))") > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
