@@ -209,18 +209,36 @@ static int l_barrier(lua_State *L) {
     return 0;
 }
 
-static int l_allreduce(lua_State *L) {
-    require_init(L, "dist.allreduce");
-    Buf b = check_buf(L, 1, "dist.allreduce");
-    MPI_Op op = check_op(L, 2, "dist.allreduce");
+enum { ALLREDUCE, REDUCE, BROADCAST };
+
+/* The in-place collective `kind` on the buffer at argument 1 (then op and root for a
+ * reduce, root for a broadcast), in chunks of CHUNK elements: MPI counts are int. */
+static int buffer_collective(lua_State *L, int kind, const char *fname) {
+    require_init(L, fname);
+    Buf b = check_buf(L, 1, fname);
+    MPI_Op op = kind == BROADCAST ? NULL : check_op(L, 2, fname);
+    int root = kind == ALLREDUCE ? 0 : check_root(L, kind == REDUCE ? 3 : 2, fname);
     for (int64_t i = 0; i < b.n; i += CHUNK) {
         int n = (int)(b.n - i < CHUNK ? b.n - i : CHUNK);
-        check_rc(
-            L, mpi.Allreduce(MPI_IN_PLACE, (char *)b.data + i * b.esize, n, b.type, op, WORLD),
-            "dist.allreduce");
+        char *p = (char *)b.data + i * b.esize;
+        int rc = kind == ALLREDUCE   ? mpi.Allreduce(MPI_IN_PLACE, p, n, b.type, op, WORLD)
+                 : kind == BROADCAST ? mpi.Bcast(p, n, b.type, root, WORLD)
+                 : mpi.rank == root  ? mpi.Reduce(MPI_IN_PLACE, p, n, b.type, op, root, WORLD)
+                                     : mpi.Reduce(p, NULL, n, b.type, op, root, WORLD);
+        check_rc(L, rc, fname);
     }
     lua_settop(L, 1);
     return 1;
+}
+
+static int l_allreduce(lua_State *L) {
+    return buffer_collective(L, ALLREDUCE, "dist.allreduce");
+}
+static int l_reduce(lua_State *L) {
+    return buffer_collective(L, REDUCE, "dist.reduce");
+}
+static int l_broadcast(lua_State *L) {
+    return buffer_collective(L, BROADCAST, "dist.broadcast");
 }
 
 static int l_allreduce_numbers(lua_State *L) {
@@ -234,36 +252,6 @@ static int l_allreduce_numbers(lua_State *L) {
              "dist.allreduce");
     for (int i = 0; i < n; i++) lua_pushnumber(L, v[i]);
     return n;
-}
-
-static int l_reduce(lua_State *L) {
-    require_init(L, "dist.reduce");
-    Buf b = check_buf(L, 1, "dist.reduce");
-    MPI_Op op = check_op(L, 2, "dist.reduce");
-    int root = check_root(L, 3, "dist.reduce");
-    for (int64_t i = 0; i < b.n; i += CHUNK) {
-        int n = (int)(b.n - i < CHUNK ? b.n - i : CHUNK);
-        char *p = (char *)b.data + i * b.esize;
-        check_rc(L,
-                 mpi.rank == root ? mpi.Reduce(MPI_IN_PLACE, p, n, b.type, op, root, WORLD)
-                                  : mpi.Reduce(p, NULL, n, b.type, op, root, WORLD),
-                 "dist.reduce");
-    }
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_broadcast(lua_State *L) {
-    require_init(L, "dist.broadcast");
-    Buf b = check_buf(L, 1, "dist.broadcast");
-    int root = check_root(L, 2, "dist.broadcast");
-    for (int64_t i = 0; i < b.n; i += CHUNK) {
-        int n = (int)(b.n - i < CHUNK ? b.n - i : CHUNK);
-        check_rc(L, mpi.Bcast((char *)b.data + i * b.esize, n, b.type, root, WORLD),
-                 "dist.broadcast");
-    }
-    lua_settop(L, 1);
-    return 1;
 }
 
 static int l_broadcast_string(lua_State *L) {
