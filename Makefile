@@ -19,7 +19,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= $(OPT)
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
             -fopenmp -g $(SAN) $(PKG_CFLAGS)
-LDLIBS   += $(PKG_LIBS) -lreadline -lm
+LDLIBS   += $(PKG_LIBS) -lreadline -lm -ldl
+# MPI: only mpi.h at build time; bindings/dist.c opens libmpi with dlopen under mpirun
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || echo -I/usr/lib/x86_64-linux-gnu/openmpi/include)
 LDFLAGS  += -fopenmp $(SAN)
 
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
@@ -54,6 +56,8 @@ $(BUILD)/bindings_list.h: FORCE
 	@printf '%s\n' $(foreach n,$(BIND_NAMES),"AGL_OPEN($(n))") > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
+$(BUILD)/bindings/dist.o: CFLAGS += $(MPI_CFLAGS)
+
 $(BUILD)/libagengine.a: $(ENGINE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -79,6 +83,7 @@ asan: deps
 
 bench: deps all data
 	@./$(BIN) tests/bench.lua
+	@./$(BIN) tests/bench_dist.lua
 
 data:
 	@sh scripts/fetch_data.sh

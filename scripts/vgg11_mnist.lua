@@ -12,6 +12,8 @@ local data = require('agop.data')
 local train = require('agop.train')
 local features = require('agop.features')
 local report = require('agop.report')
+local dist = require('agop.dist') -- under mpirun: data-parallel, rank 0 alone writes
+local root = dist.is_root()
 
 local opt, given = cli.parse(arg, {
   {'epochs', 1, 'training epochs'},
@@ -48,35 +50,37 @@ end
 if opt.out == '' then opt.out = opt.quick and 'results/vgg11_mnist_quick' or 'results/vgg11_mnist' end
 if opt.threads > 0 then agop.set_threads(opt.threads) end
 if opt.expand then -- rebuild the big matrices of an existing run, and stop
-  report.expand_matrices(opt.out, {force = opt.force})
+  if root then report.expand_matrices(opt.out, {force = opt.force}) end
   return
 end
 
 local run = report.run(opt.out, 'scripts/vgg11_mnist.lua', opt)
+run:set('ranks', dist.size())
 
 -- 1. the network, and its initial weights
 agop.manual_seed(opt.seed)
 local model = models.vgg11{in_channels = 1, num_classes = 10, input_size = 32,
   width = opt.width, init = opt.init, generator = agop.Generator(opt.seed)}
-print(model)
-if not (opt.resume and agop.util.exists(opt.out .. '/model_init.safetensors')) then
+if root then print(model) end
+if root and not (opt.resume and agop.util.exists(opt.out .. '/model_init.safetensors')) then
   models.save(model, opt.out .. '/model_init.safetensors')
 end
+dist.barrier() -- every rank reads the initial weights rank 0 wrote
 local init_nfm, init_w, init_model = {}, {}, nil
 do -- the initial CNFMs come from the saved initial weights (so a resumed run agrees)
   init_model = models.load(opt.out .. '/model_init.safetensors')
   for l, conv in ipairs(init_model.convs) do
     init_w[l] = conv.weight
     init_nfm[l] = features.nfm(conv)
-    run:npy(string.format('conv%d_nfm_init.npy', l), init_nfm[l])
+    if root then run:npy(string.format('conv%d_nfm_init.npy', l), init_nfm[l]) end
   end
 end
 
 -- 2. training
 local train_set = data.load('mnist', 'train', {limit = opt.train_limit > 0 and opt.train_limit or nil})
 local test_set = data.load('mnist', 'test', {limit = opt.test_limit > 0 and opt.test_limit or nil})
-print(string.format('data: %d training, %d test images (padded to 32x32, normalized)',
-  train_set.images:size(1), test_set.images:size(1)))
+if root then print(string.format('data: %d training, %d test images (padded to 32x32, normalized)',
+  train_set.images:size(1), test_set.images:size(1))) end
 local result = run:time('train', function()
   return train.fit(model, train_set, test_set, {
     epochs = opt.epochs, batch = opt.batch, optimizer = opt.optimizer, lr = opt.lr,
@@ -84,12 +88,12 @@ local result = run:time('train', function()
     weight_decay = opt.weight_decay, warmup = opt.warmup, seed = opt.seed, out = opt.out,
     resume = opt.resume})
 end)
-models.save(model, opt.out .. '/model.safetensors')
+if root then models.save(model, opt.out .. '/model.safetensors') end
 run:set('train', {epochs = opt.epochs, steps = result.steps, seconds = result.seconds,
   img_per_s = result.img_per_s, test_acc_by_epoch = result.test_acc,
   final_test_acc = result.final_test_acc})
-print(string.format('test accuracy %.2f%% after %d epochs (%.0f img/s)',
-  100 * result.final_test_acc, opt.epochs, result.img_per_s))
+if root then print(string.format('test accuracy %.2f%% after %d epochs (%.0f img/s)',
+  100 * result.final_test_acc, opt.epochs, result.img_per_s)) end
 
 -- 3. CNFM and patch-AGOP of every conv layer
 local n_agop = math.min(opt.agop_samples, train_set.images:size(1))
@@ -106,6 +110,7 @@ run:set('agop', {samples = n_agop, from = string.format('train[1:%d]', n_agop),
 local _, G0_half = run:time('agop_init', function()
   return features.agop(init_model, agop_images, {batch = opt.agop_batch, progress = true, power = 0.5})
 end)
+if not root then return end -- the rest only writes: rank 0's job
 local nfm, sqrtG = {}, {}
 for l, conv in ipairs(model.convs) do
   nfm[l] = features.nfm(conv)

@@ -201,8 +201,12 @@ function features.agop(model, images, opts)
 
   local was_training = model.training
   model:evaluate()
+  -- under mpirun, rank r takes batches r+1, r+1+size, ... and the S_l are summed below;
+  -- whole batches, so each image's gradients are those of one process
+  local dist = require('agop.dist')
+  local rank, size = dist.rank(), dist.size()
   local ok, err = pcall(function()
-    for first = 1, n, opts.batch do
+    for first = 1 + rank * opts.batch, n, opts.batch * size do
       local b = math.min(opts.batch, n - first + 1)
       local x = images:narrow(1, first, b):contiguous()
       local logits = model:forward(x)
@@ -230,11 +234,12 @@ function features.agop(model, images, opts)
                     .. 'nested nn.Sequential?)', seen, nwanted), 0)
         end
       end
-      if progress then progress(first + b - 1, n) end
+      if progress and rank == 0 then progress(math.min(n, first - 1 + size * b), n) end
     end
   end)
   if was_training then model:train() end
   if not ok then error(who .. ': ' .. tostring(err), 2) end
+  for l = 1, #convs do if acc[l] then dist.allreduce(acc[l]) end end
   if opts.progress == true and agop.isatty(2) then io.stderr:write('\n') end
 
   local gs, ps, ss = {}, opts.power and {} or nil, {}
