@@ -16,18 +16,70 @@ report.seed_table1 = {
 local Run = {}
 Run.__index = Run
 
---- Opens the run folder `out` for `script`; run.json records config, versions, timings.
+-- A command-line word as a POSIX shell reads it back ('it''s' quoted when needed).
+local function shell_word(w)
+  w = tostring(w)
+  if w ~= '' and not w:find("[^%w%-%+_%./=:,@%%]") then return w end
+  return "'" .. w:gsub("'", "'\\''") .. "'"
+end
+
+--- The exact command of this process: agoplua, the script and its arguments, quoted so
+--- that pasting it into a shell runs the same thing.
+function report.command(script)
+  local words = {'agoplua', script}
+  for i = 1, (arg and #arg or 0) do words[#words + 1] = shell_word(arg[i]) end
+  return table.concat(words, ' ')
+end
+
+--- {commit = sha, dirty = bool, changed = {files}} of the git checkout that holds the
+--- Lua library (so the code that ran), or {error = reason} when git cannot tell. dirty
+--- counts tracked files with changes (untracked files, such as new results, do not).
+function report.git_info()
+  local here = package.searchpath('agop.report', package.path)
+  local root = here and here:match('^(.*)/lua/agop/report%.lua$')
+  if not root then return {error = 'the Lua library is not inside a checkout'} end
+  local function sh(cmd)
+    local p = io.popen(string.format("git -C %s %s 2>/dev/null", shell_word(root), cmd))
+    if not p then return nil end
+    local out = p:read('a')
+    local ok = p:close()
+    return ok and out or nil
+  end
+  local commit = sh('rev-parse HEAD')
+  if not commit or not commit:match('^%x+') then
+    return {error = 'git rev-parse failed in ' .. root}
+  end
+  local status = sh('status --porcelain --untracked-files=no') or ''
+  local changed = {}
+  for line in status:gmatch('[^\n]+') do changed[#changed + 1] = line:sub(4) end
+  return {commit = commit:match('^%x+'), dirty = #changed > 0, changed = changed}
+end
+
+-- The thread counts in force now: OpenMP's (our kernels) and OpenBLAS's.
+local function thread_counts()
+  return agop.get_threads(), agop.blas_info().threads
+end
+
+--- Opens the run folder `out` for `script`; run.json records config, versions, timings,
+--- the git commit (and whether the tree was dirty), the thread counts actually used
+--- (at the start and again at the end) and the exact command.
 function report.run(out, script, config)
   util.mkdir(out)
   local blas = agop.blas_info()
+  local omp, ob = thread_counts()
   local self = setmetatable({out = out, t0 = agop.time(), info = {
     script = script, config = config,
-    command = 'agoplua ' .. script .. (arg and #arg > 0 and ' ' .. table.concat(arg, ' ') or ''),
+    command = report.command(script),
+    cwd = os.getenv('PWD'),
+    env = {AGOP_THREADS = os.getenv('AGOP_THREADS'),
+      OPENBLAS_CORETYPE = os.getenv('OPENBLAS_CORETYPE'),
+      OMP_NUM_THREADS = os.getenv('OMP_NUM_THREADS')},
+    git = report.git_info(),
     started = os.date('!%Y-%m-%dT%H:%M:%SZ'),
     seed = config.seed,
     versions = {agoplua = agop.version, lua = _VERSION, openblas = blas.config,
       openblas_core = blas.core, libpng = agop.libpng_version},
-    threads = agop.get_threads(),
+    threads = omp, openblas_threads = ob,
     timings = {},
   }}, Run)
   return self
@@ -62,6 +114,8 @@ function Run:finish(metrics)
   local hwm = agop.memory()
   self.info.peak_memory_bytes = hwm
   self.info.finished = os.date('!%Y-%m-%dT%H:%M:%SZ')
+  -- a script may change the thread count after report.run: the counts at the end win
+  self.info.threads, self.info.openblas_threads = thread_counts()
   util.write_file(self:path('run.json'), json.encode(self.info, {indent = 2}) .. '\n')
 end
 
