@@ -79,7 +79,7 @@ function ansatz.sweep(model, images, opts)
   local convs = model.convs
   local acc, at, blocks = {}, {}, {}
   for l, conv in ipairs(convs) do acc[l] = agop.dmatrix(conv.out_channels) end
-  local k, prev, t0 = 1, 0, agop.time()
+  local k, prev, t0, shown = 1, 0, agop.time(), 0
   for _, stop in ipairs(stops) do
     local m = stop - prev
     local _, _, s = features.agop(model, images:narrow(1, prev + 1, m),
@@ -100,7 +100,8 @@ function ansatz.sweep(model, images, opts)
       at[stop] = {}
       for l = 1, #convs do at[stop][l] = acc[l]:tensor(stop) end
     end
-    if opts.progress then
+    if opts.progress and (stop >= shown + last / 10 or want_n[stop] or stop == last) then
+      shown = stop
       io.stderr:write(fmt('agop sweep: %d/%d images, %.0fs\n', stop, last, agop.time() - t0))
     end
     prev = stop
@@ -195,7 +196,7 @@ function ansatz.tracker(model, init_model, images, opts)
       local cells = {}
       for i, key in ipairs(ansatz.TRACK_FIELDS) do
         local v = r[key]
-        cells[i] = v == nil and '' or (math.type(v) == 'integer' and tostring(v) or fmt('%.6g', v))
+        cells[i] = (v == nil or v ~= v) and '' or (math.type(v) == 'integer' and tostring(v) or fmt('%.6g', v))
       end
       lines[#lines + 1] = table.concat(cells, ',')
     end
@@ -237,7 +238,7 @@ function ansatz.figure_dynamics(rows, path_fmt, title)
     {'corr_nfm_sqrt_agop', 'ρ(CNFM_t, AGOP_t^½)'},
     {'null_rho_nfm_nfm_half', 'null ρ(N_t, N_t^½)'},
     {'corr_init_nfm', 'ρ(CNFM_0, CNFM_t)'},
-    {'weight_change', '‖W_t − W_0‖/‖W_0‖'},
+    {'weight_change', '|W_t - W_0| / |W_0|'},
   }
   local written = {}
   for l, rs in pairs(by) do
