@@ -85,11 +85,13 @@ local function cell_key(s) return s.target .. '|' .. s.label .. '|' .. s.source 
 ---    diff = t interval of the paired differences against the baseline (or nil),
 ---    corr = {per layer mean ρ(init, final CNFM)}, acc_epoch1 = {mean, sd, n}}
 --- Each cell's learning rate is the one with the highest mean held-out accuracy over its
---- seeds (a diverged run counts as 0), never chosen on the test set. Paired differences
+--- seeds (a diverged run counts as 0; with opts.select_seeds = K, over seeds 1..K only,
+--- those that ran at every rate), never chosen on the test set. Paired differences
 --- take each seed of the cell and of the baseline cell of the same target (opts.baseline,
 --- default 'kaiming_normal', at its own best rate), over the seeds where neither diverged.
 function study.summarize(specs, done, opts)
-  opts = util.options(opts, {baseline = 'kaiming_normal', level = 0.95}, 'study.summarize')
+  opts = util.options(opts, {baseline = 'kaiming_normal', level = 0.95, select_seeds = false},
+    'study.summarize')
   local cells, order = {}, {}
   for _, s in ipairs(specs) do
     local k = cell_key(s)
@@ -111,8 +113,14 @@ function study.summarize(specs, done, opts)
       local runs = c.by_lr[lr]
       local val, test, div = {}, {}, 0
       for _, r in ipairs(runs) do
-        if r.diverged then div = div + 1; val[#val + 1] = 0
-        else val[#val + 1] = r.val_acc; test[#test + 1] = r.test_acc end
+        local counts = not opts.select_seeds or r.seed <= opts.select_seeds
+        if r.diverged then
+          div = div + 1
+          if counts then val[#val + 1] = 0 end
+        else
+          if counts then val[#val + 1] = r.val_acc end
+          test[#test + 1] = r.test_acc
+        end
       end
       local vm = stats.mean_std(val)
       local tm, _, tn = stats.mean_std(test)

@@ -259,6 +259,62 @@ end, 'Kaiming-normal with half the variance')
   os.execute("rm -rf '" .. d .. "'")
 end
 
+function TestScripts:test_init_study_v2_quick_pairs_seeds_sweeps_rates_and_resumes()
+  local d = tmpdir()
+  local cmd = string.format("'%s' scripts/init_study_v2.lua --quick --out %s/v2", exe(), d)
+  local out, ok = run(cmd)
+  lu.assertTrue(ok, out)
+  lu.assertStrMatches(out, '.*measured: [%d.]+s a training step.*')
+  lu.assertStrContains(out, 'estimated time for the 10 runs')
+  local rows = csv_rows(d .. '/v2/table.csv')
+  local by = {}
+  for _, r in ipairs(rows) do by[r.rule] = r end
+  for _, rule in ipairs{'kaiming_normal', 'nfm', 'iso_matched(nfm)', 'spectrum_matched(nfm)',
+      'subspace_matched(nfm)'} do
+    local r = by[rule]
+    lu.assertNotNil(r, 'no row for ' .. rule)
+    lu.assertEquals(r.runs, '2') -- 2 seeds at the chosen rate
+    lu.assertTrue(r.best_lr == '0.01' or r.best_lr == '0.02', r.best_lr)
+    if rule ~= 'kaiming_normal' then
+      lu.assertEquals(r.source, 'mnist')
+      lu.assertEquals(r.diff_n, tostring(2 - tonumber(r.diverged)))
+    end
+  end
+  -- the rate sweep: every rate with seed 1, the chosen one with both seeds
+  local sweep = csv_rows(d .. '/v2/lr_sweep.csv')
+  lu.assertEquals(#sweep, 10)
+  for _, r in ipairs(sweep) do lu.assertEquals(r.runs, r.best == '1' and '2' or '1') end
+  -- diagnostics: 5 rules x 2 seeds x 8 layers, fractions in [0, 1]
+  local diag = csv_rows(d .. '/v2/diagnostics.csv')
+  lu.assertEquals(#diag, 80)
+  for _, r in ipairs(diag) do
+    lu.assertTrue(tonumber(r.act_rms) > 0)
+    lu.assertTrue(tonumber(r.dead_frac) >= 0 and tonumber(r.dead_frac) <= tonumber(r.zero_frac))
+  end
+  local src = json.decode(util.read_file(d .. '/v2/sources/mnist/source.json'))
+  lu.assertEquals(src.images, 'train[1001:2000]')
+  lu.assertEquals(#src.corr_init_trained, 8)
+  lu.assertEquals(type(src.meets_bar), 'boolean')
+  local info = json.decode(util.read_file(d .. '/v2/run.json'))
+  lu.assertEquals(info.design.heldout, 'train[601:800]')
+  lu.assertNotNil(info.git.commit)
+  -- started again: nothing runs twice, same table
+  local before = util.read_file(d .. '/v2/table.csv')
+  out, ok = run(cmd)
+  lu.assertTrue(ok, out)
+  lu.assertStrContains(out, '10 runs: 10 finished, 0 to do')
+  lu.assertStrContains(out, '5 runs: 5 finished, 0 to do')
+  lu.assertEquals(util.read_file(d .. '/v2/table.csv'), before)
+  -- another design in the same folder is refused; overlapping sources are a usage error
+  out, ok = run(cmd .. ' --epochs 2')
+  lu.assertNotEquals(ok, true)
+  lu.assertStrContains(out, 'were made with other options')
+  out, ok = run(string.format("'%s' scripts/init_study_v2.lua --quick --source-from 700 --out %s/x", exe(), d))
+  lu.assertNotEquals(ok, true)
+  lu.assertStrContains(out, "overlap the targets' train[1:800]")
+  os.execute("rm -rf '" .. d .. "'")
+end
+
 function TestScripts:test_cli_choices_and_errors()
   local cli = require('agop.cli')
   local specs = {{'optimizer', 'sgd', 'update rule', {'sgd', 'adam'}}, {'epochs', 1, 'epochs'}}

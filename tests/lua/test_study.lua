@@ -116,6 +116,10 @@ function TestStudy:test_summary_picks_the_rate_on_held_out_data_and_pairs_seeds(
   lu.assertStrContains(t.markdown, '| mnist | X | s | 0.01 | 94.00 ± 2.83 | +2.00 [')
   lu.assertStrContains(t.markdown, 'diverged 1/3')
   lu.assertStrContains(t.csv, 'mnist,kaiming_normal,-,0.01,3,0,93.00,2.00,3,92.00,,,,0,50.00,0.9000,0.8000')
+  -- select_seeds = 1: the rate is chosen on seed 1 alone - X's seed 1 is better at 0.02
+  local x1 = study.summarize(specs, done, {select_seeds = 1})[2]
+  lu.assertEquals(x1.best_lr, 0.02)
+  lu.assertEquals(x1.diverged, 2)
   local lr = study.lr_table(cells)
   lu.assertStrContains(lr, 'mnist,X,s,0.02,33.00,50.00,3,1,2,0')
 end
