@@ -79,11 +79,7 @@ local function usage(msg)
   io.stderr:write(string.format('%s: %s\n', arg[0], msg))
   os.exit(2)
 end
-local function split(s)
-  local out = {}
-  for w in s:gmatch('[^,%s]+') do out[#out + 1] = w end
-  return out
-end
+local split = util.split
 local targets, rules, controls, control_of = split(opt.targets), split(opt.rules),
   split(opt.controls), split(opt.control_of)
 local lrs = {}
@@ -196,12 +192,7 @@ for _, s in ipairs(need_source and source_names or {}) do
       optimizer = recipe.optimizer, lr = recipe.lr, batch = opt.batch, seed = 1000, out = dir,
       resume = true, warmup = math.min(100, NS // opt.batch // 4)})
     models.save(model, path)
-    local moved, rho = {}, {}
-    for l, conv in ipairs(model.convs) do
-      local w0 = init_model.convs[l].weight
-      moved[l] = (conv.weight - w0):norm() / w0:norm()
-      rho[l] = features.corr(features.nfm(w0), features.nfm(conv))
-    end
+    local moved, rho = study.drift(model, init_model)
     info = {dataset = s, test_acc = r.final_test_acc, weight_change = moved,
       corr_init_trained = rho, bar = BAR[s], meets_bar = BAR[s] ~= nil and r.final_test_acc >= BAR[s]}
     for k, v in pairs(recipe) do info[k] = v end

@@ -70,7 +70,7 @@ end
 
 local function numbers(list, what)
   local out = {}
-  for w in list:gmatch('[^,%s]+') do
+  for _, w in ipairs(util.split(list)) do
     local v = math.tointeger(tonumber(w))
     if not v or v < 1 then
       io.stderr:write(string.format('%s: --%s expects positive integers, got %q\n', arg[0], what, w))

@@ -172,20 +172,7 @@ function ansatz.tracker(model, init_model, images, opts)
   for l, conv in ipairs(init_model.convs) do
     w0[l], n0[l] = conv.weight, features.nfm(conv)
   end
-  local rows = {}
-  if opts.path and util.exists(opts.path) then
-    local header
-    for line in io.lines(opts.path) do
-      local cells = {}
-      for c in (line .. ','):gmatch('([^,]*),') do cells[#cells + 1] = c end
-      if not header then header = cells
-      else
-        local r = {}
-        for i, key in ipairs(header) do r[key] = tonumber(cells[i]) end
-        rows[#rows + 1] = r
-      end
-    end
-  end
+  local rows = (opts.path and util.exists(opts.path)) and util.read_csv(opts.path, {numbers = true}) or {}
   local self = {rows = rows}
   local function write()
     if not opts.path then return end

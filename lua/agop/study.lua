@@ -6,6 +6,7 @@
 --   study.sweep(specs, run_one, {path =, log =})  -- runs every spec not in path (JSON,
 --                                                 -- keyed by spec.id); returns {[id] = result}
 --   study.signal(model, images)                   -- per conv: act_rms, zero_frac, dead_frac
+--   study.drift(model, init_model)                -- per conv: ‖W−W₀‖/‖W₀‖, ρ(N₀, N)
 --   study.summarize(specs, done, {baseline =})    -- cells: best lr, accuracy, paired diffs
 --   study.table(cells, note)                      -- {markdown =, csv =}
 --
@@ -74,6 +75,19 @@ function study.signal(model, images)
   local logits = model:forward(images)
   if was_training then model:train() end
   return out, logits:norm() / math.sqrt(logits:numel())
+end
+
+--- How far training moved each conv layer of `model` from `init_model`: the lists
+--- ‖W−W₀‖/‖W₀‖ and ρ(initial CNFM, trained CNFM), one entry a layer.
+function study.drift(model, init_model)
+  local features = require('agop.features')
+  local moved, rho = {}, {}
+  for l, conv in ipairs(model.convs) do
+    local w0 = init_model.convs[l].weight
+    moved[l] = (conv.weight - w0):norm() / w0:norm()
+    rho[l] = features.corr(features.nfm(w0), features.nfm(conv))
+  end
+  return moved, rho
 end
 
 -- A cell: one (target, rule, source); spec.label names the rule (e.g. 'iso_matched(nfm)').

@@ -8,20 +8,7 @@ local json = require('agop.json')
 local helpers = require('helpers')
 local exe, tmpdir, run = helpers.exe, helpers.make_dir, helpers.run
 
-local function csv_rows(path)
-  local rows, header = {}, nil
-  for line in io.lines(path) do
-    local cells = {}
-    for c in (line .. ','):gmatch('([^,]*),') do cells[#cells + 1] = c end
-    if not header then header = cells
-    else
-      local r = {}
-      for i, k in ipairs(header) do r[k] = cells[i] end
-      rows[#rows + 1] = r
-    end
-  end
-  return rows
-end
+local csv_rows = util.read_csv
 
 -- The largest |a - b| relative to the largest |b|.
 local function max_rel_diff(a, b)
