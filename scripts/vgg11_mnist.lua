@@ -190,7 +190,7 @@ local function study(out, seed)
   local ci = {}
   if opt.boot_replicates > 0 then
     ci = run:time('bootstrap', function()
-      return ansatz.bootstrap(model, sweep.blocks, nfm, {replicates = opt.boot_replicates,
+      return ansatz.bootstrap(model, sweep.blocks, {replicates = opt.boot_replicates,
         seed = seed})
     end)
     run:set('bootstrap', {replicates = opt.boot_replicates, blocks = #sweep.blocks,
@@ -205,7 +205,7 @@ local function study(out, seed)
     for l, conv in ipairs(model.convs) do
       local x, y = {}, {}
       for _, n in ipairs(ns_done) do
-        local c = ansatz.compare(nfm[l], conv, sweep.at[n][l])
+        local c = ansatz.compare(conv, sweep.at[n][l])
         csv[#csv + 1] = string.format('%d,%d,%.6f,%.6f', n, l, c.rho, c.rho_off)
         x[#x + 1], y[#y + 1] = n, c.rho
       end
@@ -231,8 +231,8 @@ local function study(out, seed)
       cos_init_trained = features.cosine(init_nfm[l], nfm[l]),
       cos_nfm_agop = features.cosine(nfm[l], G[l]),
       cos_nfm_sqrt_agop = features.cosine(nfm[l], sqrtG[l]),
-      null_rho_nfm_nfm_half = features.corr(nfm[l], ansatz.nfm_half(conv)),
-      null_rho_init = features.corr(init_nfm[l], ansatz.nfm_half(init_model.convs[l])),
+      null_rho_nfm_nfm_half = (ansatz.null(conv)),
+      null_rho_init = (ansatz.null(init_model.convs[l])),
       corr_nfm_sqrt_agop_offdiag = stats.corr_offdiag(nfm[l], sqrtG[l]),
       corr_init_trained_offdiag = stats.corr_offdiag(init_nfm[l], nfm[l]),
       ci_low = ci[l] and ci[l].low, ci_high = ci[l] and ci[l].high,

@@ -4,10 +4,12 @@
 --
 --   ansatz.nfm_half(conv)                      -- N^½ = (W^T W)^½ (d x d), through the
 --                                              -- rank-c_out factorization (S = I)
---   ansatz.compare(nfm, conv, S)               -- {rho, rho_off}: ρ(N, (W^T S W)^½)
+--   ansatz.compare(conv, S)                    -- {rho, rho_off}: ρ(N, (W^T S W)^½), in
+--                                              -- c_out x c_out space (agop.ansatz_corr)
+--   ansatz.null(conv)                          -- ρ(N, N^½) and its off-diagonal version
 --   ansatz.sweep(model, images, opts)          -- one pass: factors S/n at every n of
 --                                              -- opts.ns, and block sums for the bootstrap
---   ansatz.bootstrap(model, blocks, nfm, opts) -- percentile CIs of ρ(CNFM, AGOP^½)
+--   ansatz.bootstrap(model, blocks, opts)      -- percentile CIs of ρ(CNFM, AGOP^½)
 --   ansatz.track_steps(total, K)               -- K evenly spaced steps 0..total
 --   ansatz.tracker(model, init_model, images, opts) -- :record(step, loss) -> dynamics rows
 --
@@ -34,10 +36,19 @@ function ansatz.nfm_half(conv)
   return features.agop_expand(eye(w:size(1)), conv, 0.5)
 end
 
---- ρ and off-diagonal ρ between a CNFM and the AGOP^½ of factor S (S_l / n) of `conv`.
-function ansatz.compare(nfm, conv, s)
-  local h = features.agop_expand(s, conv, 0.5)
-  return {rho = features.corr(nfm, h), rho_off = stats.corr_offdiag(nfm, h)}
+--- ρ(CNFM, AGOP^½) and its off-diagonal version for the AGOP factor S (S_l / n) of
+--- `conv`: {rho =, rho_off =}. Computed in c_out x c_out space without forming a d x d
+--- matrix (engine/ansatz.c; it agrees with features.corr(N, features.agop_expand(S, conv,
+--- 0.5)) to rounding), so it is cheap enough for hundreds of bootstrap replicates.
+function ansatz.compare(conv, s)
+  local rho, off = agop.ansatz_corr(s, agop.is_tensor(conv) and conv or conv.weight, 0.5)
+  return {rho = rho, rho_off = off}
+end
+
+--- The null ρ(N, N^½) (S = I) of a conv layer, and its off-diagonal version.
+function ansatz.null(conv)
+  local w = agop.is_tensor(conv) and conv or conv.weight
+  return agop.ansatz_corr(eye(w:size(1)), w, 0.5)
 end
 
 -- sorted unique integers of a list, within [1, max]
@@ -109,14 +120,14 @@ function ansatz.sweep(model, images, opts)
   return {at = at, blocks = blocks, n = last}
 end
 
---- ansatz.bootstrap(model, blocks, nfm, opts) -> {[l] = {low, high, low_off, high_off,
+--- ansatz.bootstrap(model, blocks, opts) -> {[l] = {low, high, low_off, high_off,
 ---   values = {...}}}
 --- Percentile bootstrap over images for ρ(CNFM_l, AGOP_l^½) and its off-diagonal
 --- version: each replicate draws as many blocks as there are, with replacement, from
 --- ansatz.sweep's blocks (blocks of one image: the plain image bootstrap), and
 --- recomputes AGOP^½ from S* = sum c_b S_b / sum c_b n_b. opts: replicates = 200,
 --- seed = 1, level = 0.95, layers = all.
-function ansatz.bootstrap(model, blocks, nfm, opts)
+function ansatz.bootstrap(model, blocks, opts)
   opts = util.options(opts, {replicates = 200, seed = 1, level = 0.95, layers = false},
     'ansatz.bootstrap')
   local layers = opts.layers or {}
@@ -133,7 +144,7 @@ function ansatz.bootstrap(model, blocks, nfm, opts)
           n = n + c[b] * blocks[b].n
         end
       end
-      local r = ansatz.compare(nfm[l], conv, acc:tensor(n))
+      local r = ansatz.compare(conv, acc:tensor(n))
       out[l], out[-l] = r.rho, r.rho_off
     end
     return out
@@ -197,10 +208,10 @@ function ansatz.tracker(model, init_model, images, opts)
     rows = kept
     for l, conv in ipairs(model.convs) do
       local nfm = features.nfm(conv)
-      local c = ansatz.compare(nfm, conv, s[l])
+      local c = ansatz.compare(conv, s[l])
       rows[#rows + 1] = {step = step, layer = l, loss = loss, corr_nfm_sqrt_agop = c.rho,
         corr_nfm_sqrt_agop_offdiag = c.rho_off,
-        null_rho_nfm_nfm_half = features.corr(nfm, ansatz.nfm_half(conv)),
+        null_rho_nfm_nfm_half = (ansatz.null(conv)),
         corr_init_nfm = features.corr(n0[l], nfm),
         weight_change = (conv.weight - w0[l]):norm() / w0[l]:norm(),
         seconds = agop.time() - t0}

@@ -8,6 +8,7 @@ local data = require('agop.data')
 local features = require('agop.features')
 local ansatz = require('agop.ansatz')
 local stats = require('agop.stats')
+local helpers = require('helpers')
 
 local function tiny(seed)
   return models.vgg11{width = 1 / 32, generator = agop.Generator(seed or 3)} -- 2..16 channels
@@ -67,7 +68,7 @@ function TestAnsatz:test_bootstrap_matches_brute_force_resampling_of_images()
   for _, nblocks in ipairs{12, 4} do -- one image a block (the image bootstrap), and blocks of 3
     local sw = ansatz.sweep(m, imgs, {boot_n = 12, blocks = nblocks})
     local R = 25
-    local ci = ansatz.bootstrap(m, sw.blocks, nfm, {replicates = R, seed = 9})
+    local ci = ansatz.bootstrap(m, sw.blocks, {replicates = R, seed = 9})
     local bf = brute(m, imgs, nblocks, R, 9, nfm)
     for l = 1, 8 do
       local col = {}
@@ -97,9 +98,32 @@ function TestAnsatz:test_nfm_half_is_the_matrix_square_root()
     lu.assertTrue(H:eig():min() > -1e-5 * H:abs():max())
     lu.assertTrue(rel(H, N:matpow(0.5)) < 1e-2) -- and near the float eigensolver's
   end
-  -- the null: ρ(N, N^½) of a random layer is high, as the README says
-  local N = features.nfm(m.convs[4])
-  lu.assertTrue(features.corr(N, ansatz.nfm_half(m.convs[4])) > 0.5)
+  -- the null through the c_out-space path equals ρ(N, N^½) from the d x d matrices
+  for l = 1, 8 do
+    local N = features.nfm(m.convs[l])
+    local H = ansatz.nfm_half(m.convs[l])
+    local rho, off = ansatz.null(m.convs[l])
+    lu.assertAlmostEquals(rho, features.corr(N, H), 1e-5)
+    lu.assertAlmostEquals(off, stats.corr_offdiag(N, H), 1e-5)
+  end
+end
+
+function TestAnsatz:test_compare_in_c_out_space_equals_the_d_by_d_matrices()
+  local m = models.vgg11{width = 0.25, generator = agop.Generator(6)}
+  local imgs = data.load('mnist', 'train', {limit = 20}).images
+  local _, H, S = features.agop(m, imgs, {batch = 20, power = 0.5})
+  for l, conv in ipairs(m.convs) do -- d < c_out in layer 1, d > c_out in the others
+    local N = features.nfm(conv)
+    local c = ansatz.compare(conv, S[l])
+    lu.assertAlmostEquals(c.rho, features.corr(N, H[l]), 1e-5, 'layer ' .. l)
+    lu.assertAlmostEquals(c.rho_off, stats.corr_offdiag(N, H[l]), 1e-5, 'layer ' .. l)
+  end
+  helpers.errors_with('ansatz_corr: S is 3x3, expected 16x16', agop.ansatz_corr, agop.zeros(3, 3),
+    m.convs[1].weight)
+  helpers.errors_with('ansatz_corr: W^T S W is zero', agop.ansatz_corr, agop.zeros(16, 16),
+    m.convs[1].weight)
+  helpers.errors_with('is not symmetric', agop.ansatz_corr, agop.randn(agop.Generator(1), 16, 16),
+    m.convs[1].weight)
 end
 
 function TestAnsatz:test_track_steps_are_evenly_spaced_with_both_ends()
