@@ -20,6 +20,7 @@ local features = require('agop.features')
 local init = require('agop.init')
 local report = require('agop.report')
 local dist = require('agop.dist') -- under mpirun: runs go to ranks, rank 0 writes
+local study = require('agop.study')
 
 -- 'loss after the first 100 steps': the mean train loss over steps 91..100 (the log's
 -- 10-step window), or the last window before it in runs shorter than 100 steps.
@@ -69,11 +70,7 @@ if opt.out == '' then opt.out = opt.quick and 'results/init_study_quick' or 'res
 if opt.threads > 0 then agop.set_threads(opt.threads) end
 if opt.rules_file ~= '' then dofile(opt.rules_file) end
 
-local function split(s)
-  local out = {}
-  for w in s:gmatch('[^,%s]+') do out[#out + 1] = w end
-  return out
-end
+local split = util.split
 local targets, sources, rules = split(opt.targets), split(opt.sources), split(opt.rules)
 for _, r in ipairs(rules) do init.get(r) end -- unknown rules fail now, not an hour later
 
@@ -144,12 +141,7 @@ for _, s in ipairs(sources) do
        warmup = math.min(50, opt.source_limit // opt.batch // 4)})
     if dist.is_root() then models.save(model, path) end
     -- how far training moved each layer from its initialization (see README: Table 1)
-    local moved, rho = {}, {}
-    for l, conv in ipairs(model.convs) do
-      local w0 = init_model.convs[l].weight
-      moved[l] = (conv.weight - w0):norm() / w0:norm()
-      rho[l] = features.corr(features.nfm(w0), features.nfm(conv))
-    end
+    local moved, rho = study.drift(model, init_model)
     local info = {dataset = s, test_acc = r.final_test_acc, weight_change = moved,
       corr_init_trained = rho}
     for k, v in pairs(source_recipe) do info[k] = v end

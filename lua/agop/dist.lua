@@ -181,6 +181,7 @@ end
 --- Runs independent jobs on all ranks: jobs is a list of tables with a unique string
 --- `key`; run_one(job, j) runs job j inside dist.solo on the rank it was handed to and
 --- returns its result (a JSON value). opts:
+---   key = 'key'      the field of a job that holds its unique string key
 ---   done = {}        results already known, by key (e.g. read from a file): skipped.
 ---                    Rank 0's table counts; the others' are ignored.
 ---   on_result = nil  function(key, result, job) called on rank 0 for each new result,
@@ -191,19 +192,20 @@ end
 --- complete done table (every key) on every rank.
 function dist.sweep(jobs, run_one, opts)
   local who = 'dist.sweep'
-  opts = util.options(opts, {done = {}, on_result = false}, who)
+  opts = util.options(opts, {done = {}, on_result = false, key = 'key'}, who)
+  local key = opts.key
   if type(jobs) ~= 'table' or type(run_one) ~= 'function' then
     error(who .. ': expected a list of jobs and a function run_one(job, j)', 2)
   end
   for j, job in ipairs(jobs) do
-    if type(job) ~= 'table' or type(job.key) ~= 'string' then
-      error(fmt('%s: job %d has no string key', who, j), 2)
+    if type(job) ~= 'table' or type(job[key]) ~= 'string' then
+      error(fmt('%s: job %d has no string %s', who, j, key), 2)
     end
   end
   local done = dist.broadcast(dist.is_root() and opts.done or {}, 0)
   local pending = {}
   for j, job in ipairs(jobs) do
-    if done[job.key] == nil then pending[#pending + 1] = j end
+    if done[job[key]] == nil then pending[#pending + 1] = j end
   end
   local size, rank = dist.size(), dist.rank()
   for first = 1, #pending, size do
@@ -216,8 +218,8 @@ function dist.sweep(jobs, run_one, opts)
         local got = all[r]
         if got then
           local job = jobs[got.j]
-          done[job.key] = got.result
-          if opts.on_result then opts.on_result(job.key, got.result, job) end
+          done[job[key]] = got.result
+          if opts.on_result then opts.on_result(job[key], got.result, job) end
         end
       end
     end

@@ -143,7 +143,8 @@ end
 ---           on stderr per batch; or function(done, n)), power = false (a number a > 0:
 ---           also return G_l^a, computed from the rank-c_out factorization),
 ---           layers = false (a list of conv indices: only those; the result then
----           holds nil for the others)
+---           holds nil for the others), expand = true (false: only the factors S_l / n;
+---           the first two results are nil - for sums over many blocks of images)
 --- n in G = W^T S W / n is the number of images. The third result holds each layer's
 --- inner factor S_l / n as a float32 (c_out, c_out) tensor; G_l and G_l^power are computed
 --- from it as rounded, so features.agop_expand(S_l / n, conv_l [, power]) returns them
@@ -156,7 +157,7 @@ function features.agop(model, images, opts)
   end
   images = check_images(who, images)
   opts = util.options(opts, {batch = 100, classes = false, progress = false, power = false,
-                             layers = false}, who)
+                             layers = false, expand = true}, who)
   if type(opts.batch) ~= 'number' or opts.batch < 1 or opts.batch ~= math.floor(opts.batch) then
     error(fmt('%s: batch must be a positive integer, got %s', who, tostring(opts.batch)), 2)
   end
@@ -242,11 +243,11 @@ function features.agop(model, images, opts)
   for l = 1, #convs do if acc[l] then dist.allreduce(acc[l]) end end
   if opts.progress == true and agop.isatty(2) then io.stderr:write('\n') end
 
-  local gs, ps, ss = {}, opts.power and {} or nil, {}
+  local gs, ps, ss = opts.expand and {} or nil, opts.expand and opts.power and {} or nil, {}
   for l, conv in ipairs(convs) do
     if wanted[l] then
       ss[l] = acc[l]:tensor(n) -- S / n, rounded to float32 once
-      gs[l] = from_factor(ss[l], conv.weight)
+      if gs then gs[l] = from_factor(ss[l], conv.weight) end
       if ps then ps[l] = from_factor(ss[l], conv.weight, opts.power) end
     end
   end
