@@ -39,8 +39,9 @@ local opt, given = cli.parse(arg, {
     .. 'the AGOP images (0: no CI)'},
   {'boot_blocks', 50, 'the AGOP images are resampled in this many equal blocks (memory: '
     .. 'blocks x the layers\' c_out^2 floats)'},
-  {'rho_n', '11,100,1000,10000,60000', 'ρ(CNFM, AGOP^½) over the first n training images '
-    .. 'for each n, from one running sum (rho_vs_n.csv, rho_vs_n.png; empty: none)'},
+  {'rho_n', '11,100,1000', 'ρ(CNFM, AGOP^½) over the first n training images for each n, '
+    .. 'from one running sum (rho_vs_n.csv, rho_vs_n.png; empty: none). The committed run adds '
+    .. '10000,60000 (the whole training set: about 60x the AGOP time)'},
   {'seeds', '', 'training seeds, e.g. 1,2,3: one run each in OUT/seed<k>/, then '
     .. 'table1_seeds.md/.csv with mean ± std over them (empty: --seed only)'},
   {'track', 0, 'K >= 2: measure the ansatz at K evenly spaced training steps, step 0 and '
