@@ -208,7 +208,12 @@ static int g_set_state(lua_State *L) {
     if (n != sizeof *g)
         return luaL_error(L, "Generator:set_state: expected %d bytes, got %d", (int)sizeof *g,
                           (int)n);
-    memcpy(g, s, sizeof *g);
+    AgRng st;
+    memcpy(&st, s, sizeof st);
+    if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
+        return luaL_error(L, "Generator:set_state: the state is all zeros (not one that "
+                             "get_state gives: the generator would draw 0 forever)");
+    *g = st;
     return 0;
 }
 

@@ -58,6 +58,11 @@ function TestTensor:test_generator_state_round_trip()
   local a = agop.randn(g, 4)
   g:set_state(s)
   lu.assertTrue(a:equal(agop.randn(g, 4)))
+  -- an all-zero xoshiro state would draw 0 forever: refused, and g is left as it was
+  local before = g:get_state()
+  errors_with('the state is all zeros', g.set_state, g, string.rep('\0', 32) .. 'seedseed')
+  errors_with('expected 40 bytes, got 39', g.set_state, g, string.rep('x', 39))
+  lu.assertEquals(g:get_state(), before)
 end
 
 function TestTensor:test_randn_moments()
