@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #define IDX_CHUNK (1 << 20)
+#define IDX_GZ_RATIO 1032 /* deflate's largest expansion: 258 bytes from 2 bits */
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
@@ -258,6 +259,15 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
     /* an uncompressed file: its length is known, so a lying header costs nothing */
     if (!g.gz && (int64_t)st.st_size - hlen != total) {
         size_mismatch(&h, item_bytes, (int64_t)st.st_size - hlen, name, err);
+        goto fail;
+    }
+    /* a gzip file: deflate expands at most IDX_GZ_RATIO times, so the file's size bounds
+     * what its header may claim */
+    if (g.gz && total / IDX_GZ_RATIO > (int64_t)st.st_size) {
+        ag_fail(err,
+                "%s: header says %lld bytes of data, more than a gzip file of %lld bytes can "
+                "hold (deflate expands at most %d times)",
+                name, (long long)total, (long long)st.st_size, IDX_GZ_RATIO);
         goto fail;
     }
     finish(&h, limit);

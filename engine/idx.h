@@ -29,7 +29,8 @@ typedef struct AgIdx {
  *   limit:     keep only the first `limit` items (size[0]); < 0 keeps all. A raw file is
  *              still checked whole against its header (its length; labels); a gzip file
  *              is inflated only as far as the kept items need, and when it is read to
- *              its end, bytes after the last gzip member are an error.
+ *              its end, bytes after the last gzip member are an error. A gzip header
+ *              that claims more than 1032 bytes of data per byte of file is refused.
  *   max_label: when >= 0, every kept byte must be <= max_label (for label files).
  * Returns 0, or -1 with err naming the file (its base name) and the fault. */
 int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgError *err);
