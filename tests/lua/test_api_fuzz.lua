@@ -1,10 +1,11 @@
--- API fuzz for the bindings: every agop.* function, every Tensor, Generator and Canvas
--- method and the Tensor metamethods, called with hostile arguments drawn from a fixed
--- seed - views with size-1 and zero dimensions, a 0-dimensional tensor, NaN, infinities,
--- negative and huge numbers, wrong types, tensors of other shapes. Bad input must get a
--- Lua error (a string naming the function), never a signal; under `make asan` any
--- out-of-bounds access aborts the run. Every tensor a call returns is read whole, so a
--- result that lies about its size shows under ASan too.
+-- API fuzz for the bindings: every agop.* function, every Tensor, Generator, Canvas and
+-- DMatrix method and the Tensor metamethods, called with hostile arguments drawn from a
+-- fixed seed - views with size-1 and zero dimensions, a 0-dimensional tensor, NaN,
+-- infinities, negative and huge numbers, wrong types, tensors of other shapes - and with
+-- valid calls (seeds) mutated one or two arguments at a time or laid out with other
+-- strides. Bad input must get a Lua error with a message, never a signal; under
+-- `make asan` any out-of-bounds access aborts the run. Every tensor a call returns is
+-- read whole, so a result that lies about its size shows under ASan too.
 --   AGOP_FUZZ_CALLS=N  calls per function (default 40)
 --   AGOP_FUZZ_SEED=S   another seed (default 11)
 --   AGOP_FUZZ_VERBOSE=1  print, per function, how many calls succeeded
