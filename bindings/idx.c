@@ -4,7 +4,8 @@
  *     tensor: float32, the file's sizes (first size cut to opts.limit), values as opts say
  *     dims:   the header's sizes as a Lua list ({60000, 28, 28}), all items
  *   opts (all optional):
- *     limit = N        keep the first N items (the whole file is still validated)
+ *     limit = N        keep the first N items (a raw file is still validated whole; a
+ *                      gzip file is inflated only as far as they need)
  *     max_label = K    every byte must lie in 0..K (label files)
  *     pad = P          pad the last two sizes by P zero pixels on each side (rank >= 3)
  *     mean =, std =    normalize: y = (x / 255 - mean) / std, after padding, as

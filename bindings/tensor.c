@@ -208,7 +208,12 @@ static int g_set_state(lua_State *L) {
     if (n != sizeof *g)
         return luaL_error(L, "Generator:set_state: expected %d bytes, got %d", (int)sizeof *g,
                           (int)n);
-    memcpy(g, s, sizeof *g);
+    AgRng st;
+    memcpy(&st, s, sizeof st);
+    if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
+        return luaL_error(L, "Generator:set_state: the state is all zeros (not one that "
+                             "get_state gives: the generator would draw 0 forever)");
+    *g = st;
     return 0;
 }
 
@@ -553,6 +558,9 @@ static int reshape_impl(lua_State *L, const char *fname, int must_view) {
     if (prod != n)
         return luaL_error(L, "%s: cannot reshape %s (%d elements) into %d elements", fname,
                           agl_shape(t, 0), (int)n, (int)prod);
+    AgError err = AG_ERROR_INIT; /* with a size 0, the others must still be bounded */
+    if (ag_check_sizes(dim, size, &n, &err) != 0)
+        return luaL_error(L, "%s: %s", fname, err.msg);
     if (!ag_is_contiguous(t)) {
         if (must_view)
             return luaL_error(L,
@@ -670,7 +678,10 @@ static int m_index_select(lua_State *L) {
     memcpy(size, t->size, sizeof size);
     size[0] = n;
     AgTensor *y = agl_push_tensor(L, "index_select", t->dim, size);
-    int64_t row = t->dim > 1 ? t->stride[0] : 1;
+    /* t is contiguous, so a row holds the product of the other sizes; stride[0] is not
+     * that when size[0] == 1 (ag_is_contiguous ignores the strides of size-1 dims) */
+    int64_t row = 1;
+    for (int d = 1; d < t->dim; d++) row *= t->size[d];
     for (int64_t i = 0; i < n; i++) {
         double v;
         if (it)

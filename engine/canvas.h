@@ -147,16 +147,19 @@ int ag_canvas_blit(AgCanvas *c, const float *m, int ch, int64_t rows, int64_t co
 int64_t ag_finite_range(const float *m, int64_t n, double *lo, double *hi, int64_t *nnan,
                         int64_t *ninf);
 
-/* PNG files through libpng. Writes c as 8-bit RGB; an unwritable path is an
- * error that names it and says why (and no partial file is left behind). */
+/* PNG files through libpng. Writes c as 8-bit RGB, atomically (encoded in memory, then
+ * ag_write_atomic): an unwritable path is an error that names it and says why, and the
+ * previous file, if any, is left as it was. */
 int ag_png_write(const AgCanvas *c, const char *path, AgError *err);
 /* Width, height and channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) that
  * ag_png_read will produce: palettes become RGB(A), 16-bit and low-bit-depth
  * samples become 8-bit. */
 int ag_png_info(const char *path, int *w, int *h, int *channels, AgError *err);
 /* Reads the image into px (cap bytes, at least w * h * channels), rows top
- * first, with the sizes ag_png_info gives. Images over 65535 pixels a side are
- * refused. */
+ * first, with the sizes ag_png_info gives. Images over 65535 pixels a side, over
+ * AG_PNG_MAX_PIXELS pixels, or over 8 * 1032 pixels per byte of the file (more than
+ * deflate can encode: a lying header) are refused, by ag_png_info too. */
+#define AG_PNG_MAX_PIXELS ((int64_t)1 << 28)
 int ag_png_read(const char *path, uint8_t *px, size_t cap, int *w, int *h, int *channels,
                 AgError *err);
 

@@ -2,12 +2,14 @@
 #include "idx.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
 #define IDX_CHUNK (1 << 20)
+#define IDX_GZ_RATIO 1032 /* deflate's largest expansion: 258 bytes from 2 bits */
 
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
@@ -55,22 +57,25 @@ static int check_magic(const uint8_t m[4], size_t have, const char *name, int *r
     return 0;
 }
 
-/* Reads the sizes (big-endian uint32) and fills out->dim, items, size[], *item_bytes. */
+/* Reads the sizes (big-endian uint32) and fills out->dim, items, size[], *item_bytes.
+ * Their product is bounded with any 0 counted as 1, so no size is ever unchecked. */
 static int parse_sizes(AgIdx *out, const uint8_t *p, int rank, const char *name,
                        int64_t *item_bytes, AgError *err) {
-    int64_t item = 1, total;
+    int64_t item = 1, bound = 1;
     out->dim = rank;
     for (int d = 0; d < rank; d++) {
         const uint8_t *q = p + 4 * d;
         out->size[d] = ((int64_t)q[0] << 24) | ((int64_t)q[1] << 16) | ((int64_t)q[2] << 8) |
                        (int64_t)q[3];
-        if (d > 0 && ag_mul_size(item, out->size[d], &item))
-            return ag_fail(err, "%s: IDX item size overflows", name);
+        if (ag_mul_size(bound, out->size[d] ? out->size[d] : 1, &bound) ||
+            bound > AG_IDX_MAXBYTES)
+            return ag_fail(err,
+                           "%s: header sizes multiply to more than the limit of %lld bytes "
+                           "(a 0 counted as 1)",
+                           name, (long long)AG_IDX_MAXBYTES);
+        if (d > 0) item *= out->size[d];
     }
     out->items = out->size[0];
-    if (ag_mul_size(item, out->items, &total) || total > ((int64_t)1 << 40))
-        return ag_fail(err, "%s: header says %lld items of %lld bytes: too large", name,
-                       (long long)out->items, (long long)item);
     *item_bytes = item;
     return 0;
 }
@@ -130,35 +135,98 @@ int ag_idx_parse(AgIdx *out, const uint8_t *buf, size_t len, const char *name, i
     return 0;
 }
 
-/* zlib's message without the "path: " prefix it adds */
-static const char *zmsg(const char *msg) {
-    if (!msg || !*msg) return "read error";
-    const char *last = NULL;
-    for (const char *p = strstr(msg, ": "); p; p = strstr(p + 2, ": ")) last = p;
-    return last ? last + 2 : msg;
+/* The bytes of a file, raw or inflated from gzip (detected by its magic 1f 8b, not by
+ * its name). A gzip file may hold several members (as gzip allows); anything else after
+ * the last one is an error, not silently ignored. */
+typedef struct Src {
+    FILE *f;
+    int gz, end; /* end: the last gzip member is complete and nothing follows */
+    int64_t fsize;
+    uint8_t *in; /* IDX_IN bytes of compressed input */
+    z_stream z;
+} Src;
+
+#define IDX_IN (1 << 16)
+
+static int src_open(Src *s, const char *path, int64_t fsize, AgError *err) {
+    memset(s, 0, sizeof *s);
+    s->fsize = fsize;
+    s->f = fopen(path, "rb");
+    if (!s->f) return ag_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t m[2];
+    size_t k = fread(m, 1, 2, s->f);
+    s->gz = k == 2 && m[0] == 0x1f && m[1] == 0x8b;
+    rewind(s->f);
+    if (!s->gz) return 0;
+    s->in = malloc(IDX_IN);
+    if (!s->in || inflateInit2(&s->z, 15 + 16) != Z_OK) {
+        free(s->in);
+        fclose(s->f);
+        s->f = NULL, s->in = NULL, s->gz = 0;
+        return ag_fail(err, "%s: out of memory", path);
+    }
+    return 0;
 }
 
-/* gzread wrapper: reads up to n bytes; returns the count, or -1 with err filled on a
- * zlib error (corrupt or truncated gzip stream). */
-static int64_t gz_read_some(gzFile g, uint8_t *p, int64_t n, const char *name, AgError *err) {
-    int64_t got = 0;
-    while (got < n) {
-        unsigned want = (unsigned)((n - got) > IDX_CHUNK ? IDX_CHUNK : (n - got));
-        int r = gzread(g, p + got, want);
-        if (r < 0 || (r == 0 && !gzeof(g))) {
-            int zerr;
-            const char *msg = gzerror(g, &zerr);
-            return ag_fail(err, "%s: corrupt or truncated gzip data (zlib: %s)", name,
-                           zmsg(msg));
-        }
-        if (r == 0) break;
-        got += r;
+static void src_close(Src *s) {
+    if (s->gz) inflateEnd(&s->z);
+    free(s->in);
+    if (s->f) fclose(s->f);
+    memset(s, 0, sizeof *s);
+}
+
+/* Moves the unread input to the front of s->in and reads more after it; -1 on a read
+ * error. */
+static int src_refill(Src *s, const char *name, AgError *err) {
+    if (s->z.avail_in > 0) memmove(s->in, s->z.next_in, s->z.avail_in);
+    size_t r = fread(s->in + s->z.avail_in, 1, IDX_IN - s->z.avail_in, s->f);
+    if (ferror(s->f)) return ag_fail(err, "%s: read error: %s", name, strerror(errno));
+    s->z.next_in = s->in;
+    s->z.avail_in += (uInt)r;
+    return 0;
+}
+
+/* Reads up to n bytes into p; returns the count (less than n only at the end of the
+ * data), or -1 with err filled (corrupt, truncated or trailing gzip data). */
+static int64_t src_read(Src *s, uint8_t *p, int64_t n, const char *name, AgError *err) {
+    if (!s->gz) {
+        size_t r = fread(p, 1, (size_t)n, s->f);
+        if (ferror(s->f)) return ag_fail(err, "%s: read error: %s", name, strerror(errno));
+        return (int64_t)r;
     }
-    /* a truncated gzip member reports itself only through gzerror */
-    int zerr = Z_OK;
-    const char *msg = gzerror(g, &zerr);
-    if (zerr != Z_OK && zerr != Z_STREAM_END)
-        return ag_fail(err, "%s: corrupt or truncated gzip data (zlib: %s)", name, zmsg(msg));
+    int64_t got = 0;
+    while (got < n && !s->end) {
+        if (s->z.avail_in == 0) {
+            if (src_refill(s, name, err)) return -1;
+            if (s->z.avail_in == 0)
+                return ag_fail(
+                    err, "%s: corrupt or truncated gzip data (the stream ends early)", name);
+        }
+        uInt want = (uInt)(n - got > IDX_CHUNK ? IDX_CHUNK : n - got);
+        s->z.next_out = p + got;
+        s->z.avail_out = want;
+        int rc = inflate(&s->z, Z_NO_FLUSH);
+        got += want - s->z.avail_out;
+        if (rc == Z_STREAM_END) {
+            if (s->z.avail_in < 2 && src_refill(s, name, err)) return -1;
+            if (s->z.avail_in == 0) {
+                s->end = 1;
+            } else if (s->z.avail_in >= 2 && s->z.next_in[0] == 0x1f &&
+                       s->z.next_in[1] == 0x8b) {
+                inflateReset(&s->z); /* another member follows */
+            } else {
+                long pos = ftell(s->f);
+                int64_t rest = (int64_t)s->z.avail_in + (pos >= 0 ? s->fsize - pos : 0);
+                return ag_fail(err,
+                               "%s: %lld bytes of trailing data after the gzip stream (a "
+                               "damaged download?)",
+                               name, (long long)rest);
+            }
+        } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            return ag_fail(err, "%s: corrupt or truncated gzip data (zlib: %s)", name,
+                           s->z.msg ? s->z.msg : "data error");
+        }
+    }
     return got;
 }
 
@@ -168,19 +236,18 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
     struct stat st;
     if (stat(path, &st) != 0) return ag_fail(err, "%s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return ag_fail(err, "%s: not a regular file", path);
-    gzFile g = gzopen(path, "rb");
-    if (!g) return ag_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    gzbuffer(g, 1 << 17);
+    Src g;
+    if (src_open(&g, path, (int64_t)st.st_size, err)) return -1;
 
     AgIdx h = {0};
     uint8_t hdr[4 + 4 * AG_IDX_MAXDIM], *scratch = NULL;
     int rank;
     int64_t item_bytes, got, keep;
-    got = gz_read_some(g, hdr, 4, name, err);
+    got = src_read(&g, hdr, 4, name, err);
     if (got < 0) goto fail;
     if (check_magic(hdr, (size_t)got, name, &rank, err)) goto fail;
     int64_t hlen = 4 + 4 * (int64_t)rank;
-    got = gz_read_some(g, hdr + 4, hlen - 4, name, err);
+    got = src_read(&g, hdr + 4, hlen - 4, name, err);
     if (got < 0) goto fail;
     if (got < hlen - 4) {
         ag_fail(err, "%s: file holds %lld bytes, shorter than its %lld-byte header", name,
@@ -190,8 +257,17 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
     if (parse_sizes(&h, hdr + 4, rank, name, &item_bytes, err)) goto fail;
     int64_t total = h.items * item_bytes;
     /* an uncompressed file: its length is known, so a lying header costs nothing */
-    if (gzdirect(g) && (int64_t)st.st_size - hlen != total) {
+    if (!g.gz && (int64_t)st.st_size - hlen != total) {
         size_mismatch(&h, item_bytes, (int64_t)st.st_size - hlen, name, err);
+        goto fail;
+    }
+    /* a gzip file: deflate expands at most IDX_GZ_RATIO times, so the file's size bounds
+     * what its header may claim */
+    if (g.gz && total / IDX_GZ_RATIO > (int64_t)st.st_size) {
+        ag_fail(err,
+                "%s: header says %lld bytes of data, more than a gzip file of %lld bytes can "
+                "hold (deflate expands at most %d times)",
+                name, (long long)total, (long long)st.st_size, IDX_GZ_RATIO);
         goto fail;
     }
     finish(&h, limit);
@@ -214,15 +290,18 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
             }
             h.data = p, cap = ncap;
         }
-        got = gz_read_some(g, h.data + have, cap - have, name, err);
+        got = src_read(&g, h.data + have, cap - have, name, err);
         if (got < 0) goto fail;
         if (got == 0) break;
         have += got;
     }
     if (check_labels(h.data, have, 0, item_bytes, max_label, name, err)) goto fail;
-    /* the rest of the file: counted (and label-checked), not kept */
+    /* the rest of the file: counted (and label-checked), not kept; a gzip file is
+     * inflated only as far as the kept items need */
     int64_t rest = 0;
-    if (have == keep && gzdirect(g) && max_label < 0) {
+    if (have == keep && keep < total && g.gz) {
+        rest = total - keep; /* not inflated: the work follows the limit, not the file */
+    } else if (have == keep && !g.gz && max_label < 0) {
         rest = total - keep; /* the length was checked against the header above */
     } else if (have == keep) {
         scratch = malloc(IDX_CHUNK);
@@ -231,7 +310,7 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
             goto fail;
         }
         for (;;) {
-            got = gz_read_some(g, scratch, IDX_CHUNK, name, err);
+            got = src_read(&g, scratch, IDX_CHUNK, name, err);
             if (got < 0) goto fail;
             if (got == 0) break;
             int64_t in_range = total - keep - rest; /* bytes still inside the data */
@@ -240,6 +319,12 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
                              (keep + rest) / item_bytes, item_bytes, max_label, name, err))
                 goto fail;
             rest += got;
+            if (rest > total - keep) { /* too long: no need to inflate on */
+                ag_fail(err,
+                        "%s: header says %lld items of %lld bytes, the data goes on past them",
+                        name, (long long)h.items, (long long)item_bytes);
+                goto fail;
+            }
         }
     }
     if (have + rest != total) {
@@ -247,13 +332,13 @@ int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgEr
         goto fail;
     }
     free(scratch);
-    gzclose(g);
+    src_close(&g);
     *out = h;
     return 0;
 fail:
     free(scratch);
     free(h.data);
-    gzclose(g);
+    src_close(&g);
     return -1;
 }
 

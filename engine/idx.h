@@ -4,7 +4,7 @@
  * supported here), a rank byte r, r big-endian uint32 sizes, then the items in C order.
  * The reader validates all of it and names the file and the fault:
  *   "train-labels-idx1-ubyte: header says 60000 items, file holds 59990".
- * gzip is detected by content (magic 1f 8b), not by name; zlib reads both. */
+ * gzip is detected by content (magic 1f 8b), not by name, and inflated with zlib. */
 #ifndef AG_IDX_H
 #define AG_IDX_H
 
@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #define AG_IDX_MAXDIM 8
+/* Limit on the product of the header's sizes (bytes of data), a 0 counted as 1. */
+#define AG_IDX_MAXBYTES ((int64_t)1 << 40)
 
 typedef struct AgIdx {
     uint8_t *data;               /* numel bytes, C order; owned: free with ag_idx_free */
@@ -24,8 +26,11 @@ typedef struct AgIdx {
 } AgIdx;
 
 /* Reads the file at path into out (which is zeroed first; on failure it holds nothing).
- *   limit:     keep only the first `limit` items (size[0]); < 0 keeps all. The whole file
- *              is still checked against its header.
+ *   limit:     keep only the first `limit` items (size[0]); < 0 keeps all. A raw file is
+ *              still checked whole against its header (its length; labels); a gzip file
+ *              is inflated only as far as the kept items need, and when it is read to
+ *              its end, bytes after the last gzip member are an error. A gzip header
+ *              that claims more than 1032 bytes of data per byte of file is refused.
  *   max_label: when >= 0, every kept byte must be <= max_label (for label files).
  * Returns 0, or -1 with err naming the file (its base name) and the fault. */
 int ag_idx_read(AgIdx *out, const char *path, int64_t limit, int max_label, AgError *err);

@@ -35,14 +35,17 @@ void ag_set_contiguous_strides(AgTensor *t) {
 int ag_check_sizes(int dim, const int64_t *size, int64_t *numel, AgError *err) {
     if (dim < 0 || dim > AG_MAXDIM)
         return ag_fail(err, "%d dimensions requested, at most %d supported", dim, AG_MAXDIM);
-    int64_t n = 1;
+    /* the product of the non-zero sizes is bounded too: once a size is 0 the others
+     * still make strides (and a later view's numel), which must not overflow */
+    int64_t n = 1, nonzero = 1;
     for (int d = 0; d < dim; d++) {
         if (size[d] < 0)
             return ag_fail(err, "size %lld of dimension %d is negative", (long long)size[d],
                            d + 1);
-        if (ag_mul_size(n, size[d], &n) != 0 || n > AG_MAXNUMEL)
+        if (ag_mul_size(nonzero, size[d] ? size[d] : 1, &nonzero) != 0 || nonzero > AG_MAXNUMEL)
             return ag_fail(err, "sizes multiply to more than %lld elements",
                            (long long)AG_MAXNUMEL);
+        n *= size[d];
     }
     *numel = n;
     return 0;
@@ -343,11 +346,19 @@ int ag_mm(AgTensor *c, const AgTensor *a, const AgTensor *b, float alpha, float 
     int64_t m = a->size[0], k = a->size[1], n = b->size[1];
     if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
         return ag_fail(err, "mm: dimensions too large for BLAS");
+    if (m == 0 || n == 0) return 0;
+    if (k == 0) { /* an empty sum: C = beta * C, whatever the (meaningless) strides */
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                float *p = c->data + i * c->stride[0] + j * c->stride[1];
+                *p = beta == 0 ? 0 : beta * *p;
+            }
+        return 0;
+    }
     int lda, ldb, ldc;
     int ta = gemm_layout(a, &lda), tb = gemm_layout(b, &ldb), tc = gemm_layout(c, &ldc);
     if (ta < 0 || tb < 0 || tc != 0)
         return ag_fail(err, "mm: operands must be contiguous or transposed views");
-    if (m == 0 || n == 0) return 0;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)m, (int)n, (int)k, alpha, a->data, lda, b->data, ldb, beta, c->data, ldc);
     return 0;

@@ -31,7 +31,9 @@ local sio = io -- Lua's io library (this module is agop.io)
 local fmt = string.format
 
 local MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024 -- as the reference implementation
+local MAX_NPY_HEADER = 1024 * 1024 -- NumPy writes < 64 KiB; its own reader stops at 10000
 local MAXDIM = 8
+local MAXNUMEL = 1 << 40 -- AG_MAXNUMEL
 
 -- a fault of a file's content: no position prefix (it is the file, not the code)
 local function fail(where, path, msg)
@@ -57,6 +59,18 @@ local function shape_str(sizes)
   local parts = {}
   for i, s in ipairs(sizes) do parts[i] = tostring(s) end
   return '(' .. table.concat(parts, ', ') .. ')'
+end
+
+-- The number of elements of a shape, or nil when the shape is too large: the product of
+-- its sizes, 0 counted as 1, must stay within MAXNUMEL (a 0 does not make the others free).
+local function shape_numel(shape)
+  local numel, bound = 1, 1
+  for _, s in ipairs(shape) do
+    bound = bound * math.max(s, 1)
+    if bound > MAXNUMEL then return nil end
+    numel = numel * s
+  end
+  return numel
 end
 
 local function check_tensor(where, t, what, level)
@@ -176,6 +190,9 @@ function M.load_npy(path)
     fail(where, path, fmt('unsupported .npy format version %d.%d (1.0, 2.0 and 3.0 are read)',
       major, minor))
   end
+  if hlen > MAX_NPY_HEADER then
+    fail(where, path, fmt('header length %d is over the limit of %d bytes', hlen, MAX_NPY_HEADER))
+  end
   if pre + hlen > size then
     fail(where, path, fmt('header length %d is larger than the file (%d bytes)', hlen, size))
   end
@@ -198,10 +215,10 @@ function M.load_npy(path)
   if #d.shape > MAXDIM then
     fail(where, path, fmt('%d dimensions, at most %d are supported', #d.shape, MAXDIM))
   end
-  local numel = 1
-  for _, s in ipairs(d.shape) do
-    numel = numel * s
-    if numel > (1 << 40) then fail(where, path, 'shape ' .. shape_str(d.shape) .. ' is too large') end
+  local numel = shape_numel(d.shape)
+  if not numel then
+    fail(where, path, fmt('shape %s is too large (limit: %d elements, a 0 counted as 1)',
+      shape_str(d.shape), MAXNUMEL))
   end
   local need = pre + hlen + numel * dt[2]
   if need ~= size then
@@ -306,11 +323,13 @@ function M.load_safetensors(path)
         bad('shape missing or not an array')
       end
       if #e.shape > MAXDIM then bad(fmt('%d dimensions, at most %d are supported', #e.shape, MAXDIM)) end
-      local numel = 1
       for _, s in ipairs(e.shape) do
         if not is_int(s) or s < 0 then bad('shape entries must be non-negative integers') end
-        numel = numel * s
-        if numel > (1 << 40) then bad('shape ' .. shape_str(e.shape) .. ' is too large') end
+      end
+      local numel = shape_numel(e.shape)
+      if not numel then
+        bad(fmt('shape %s is too large (limit: %d elements, a 0 counted as 1)',
+          shape_str(e.shape), MAXNUMEL))
       end
       local o = e.data_offsets
       if type(o) ~= 'table' or #o ~= 2 or not is_int(o[1]) or not is_int(o[2]) then

@@ -56,8 +56,15 @@ local function kaiming_normal(conv, gen)
   if conv.bias then conv.bias:zero() end
 end
 
-local function build_vgg(arch, opt)
+local MAXNUMEL = 1 << 40 -- AG_MAXNUMEL: no tensor may be larger
+
+-- Checks the options of a VGG and lays it out without allocating anything:
+-- plan.features and plan.classifier are lists of layers ({'conv', cin, cout, k},
+-- {'bn', c}, {'relu'}, {'pool'}, {'linear', nin, nout}, {'dropout'}), plan.opt the
+-- options with defaults filled in. Every layer's size is bounded (MAXNUMEL).
+local function plan_vgg(arch, opt, level)
   local who = 'models.' .. arch
+  level = level + 1
   opt = util.options(opt, {
     in_channels = 1, num_classes = 10, input_size = 32, width = 1.0, batchnorm = false,
     head = 'linear', first_kernel = 3, hidden = 4096, dropout = 0.5, init = 'kaiming',
@@ -70,55 +77,116 @@ local function build_vgg(arch, opt)
   check_int(who, 'hidden', opt.hidden, 1)
   if opt.first_kernel % 2 == 0 then
     error(fmt('%s: first_kernel must be odd (same-size padding), got %d', who,
-              opt.first_kernel), 2)
+              opt.first_kernel), level)
   end
   if type(opt.width) ~= 'number' or not (opt.width > 0) or opt.width == math.huge then
-    error(fmt('%s: width must be a positive number, got %s', who, tostring(opt.width)), 2)
+    error(fmt('%s: width must be a positive number, got %s', who, tostring(opt.width)), level)
   end
   if opt.head ~= 'linear' and opt.head ~= 'classic' then
-    error(fmt("%s: head must be 'linear' or 'classic', got %s", who, tostring(opt.head)), 2)
+    error(fmt("%s: head must be 'linear' or 'classic', got %s", who, tostring(opt.head)), level)
   end
   if opt.init ~= 'kaiming' and opt.init ~= 'pytorch' then
-    error(fmt("%s: init must be 'kaiming' or 'pytorch', got %s", who, tostring(opt.init)), 2)
+    error(fmt("%s: init must be 'kaiming' or 'pytorch', got %s", who, tostring(opt.init)), level)
   end
   if type(opt.dropout) ~= 'number' or opt.dropout < 0 or opt.dropout >= 1 then
-    error(fmt('%s: dropout must be in [0, 1), got %s', who, tostring(opt.dropout)), 2)
+    error(fmt('%s: dropout must be in [0, 1), got %s', who, tostring(opt.dropout)), level)
   end
-  local gen = opt.generator or nil
+  -- sizes are multiplied as floats, so a huge option cannot wrap around
+  local function bounded(what, ...)
+    local n = 1.0
+    for _, v in ipairs({...}) do n = n * v end
+    if n > MAXNUMEL then
+      error(fmt('%s: %s would hold %.3g parameters, over the limit of %d', who, what, n,
+                MAXNUMEL), level + 1)
+    end
+  end
 
-  local features = nn.Sequential()
+  local features, classifier = {}, {}
   local c, s = opt.in_channels, opt.input_size
   local first = true
   for _, v in ipairs(VGG_CONFIGS[arch]) do
     if v == 'M' then
       if s < 2 then
         error(fmt('%s: input_size %d is too small for the five 2x2 poolings (needs >= 32)',
-                  who, opt.input_size), 2)
+                  who, opt.input_size), level)
       end
-      features:add(nn.MaxPool2d(2, {stride = 2}))
+      features[#features + 1] = {'pool'}
       s = s // 2
     else
       local cout = math.max(1, math.floor(v * opt.width + 0.5))
       local k = first and opt.first_kernel or 3
-      local conv = nn.Conv2d(c, cout, k, {padding = k // 2, generator = gen})
-      if opt.init == 'kaiming' then kaiming_normal(conv, gen) end
-      features:add(conv)
-      if opt.batchnorm then features:add(nn.BatchNorm2d(cout)) end
-      features:add(nn.ReLU())
-      c, first = cout, false
+      bounded(fmt('conv layer %d', #features + 1), cout, c, k, k)
+      features[#features + 1] = {'conv', c, math.tointeger(cout), k}
+      if opt.batchnorm then features[#features + 1] = {'bn', math.tointeger(cout)} end
+      features[#features + 1] = {'relu'}
+      c, first = math.tointeger(cout), false
     end
   end
-
-  local classifier = nn.Sequential()
+  bounded('the first linear layer', c, s, s, opt.head == 'linear' and opt.num_classes or opt.hidden)
   local nin = c * s * s
   if opt.head == 'linear' then
-    classifier:add(nn.Linear(nin, opt.num_classes, {generator = gen}))
+    classifier[1] = {'linear', nin, opt.num_classes}
   else
-    classifier:add(nn.Linear(nin, opt.hidden, {generator = gen})):add(nn.ReLU())
-      :add(nn.Dropout(opt.dropout, {generator = gen}))
-      :add(nn.Linear(opt.hidden, opt.hidden, {generator = gen})):add(nn.ReLU())
-      :add(nn.Dropout(opt.dropout, {generator = gen}))
-      :add(nn.Linear(opt.hidden, opt.num_classes, {generator = gen}))
+    bounded('the hidden linear layer', opt.hidden, opt.hidden)
+    bounded('the last linear layer', opt.hidden, opt.num_classes)
+    classifier = {{'linear', nin, opt.hidden}, {'relu'}, {'dropout'},
+      {'linear', opt.hidden, opt.hidden}, {'relu'}, {'dropout'},
+      {'linear', opt.hidden, opt.num_classes}}
+  end
+  return {features = features, classifier = classifier, opt = opt}
+end
+
+-- The state_dict of a plan, as {name =, size = {...}} in order, without allocating.
+local function plan_state(plan)
+  local out = {}
+  local function add(prefix, list)
+    for i, l in ipairs(list) do
+      local p = fmt('%s.%d.', prefix, i - 1)
+      if l[1] == 'conv' then
+        out[#out + 1] = {name = p .. 'weight', size = {l[3], l[2], l[4], l[4]}}
+        out[#out + 1] = {name = p .. 'bias', size = {l[3]}}
+      elseif l[1] == 'bn' then
+        for _, k in ipairs({'weight', 'bias', 'running_mean', 'running_var'}) do
+          out[#out + 1] = {name = p .. k, size = {l[2]}}
+        end
+      elseif l[1] == 'linear' then
+        out[#out + 1] = {name = p .. 'weight', size = {l[3], l[2]}}
+        out[#out + 1] = {name = p .. 'bias', size = {l[3]}}
+      end
+    end
+  end
+  add('features', plan.features)
+  add('classifier', plan.classifier)
+  return out
+end
+
+local function build_vgg(arch, opt)
+  local plan = plan_vgg(arch, opt, 2)
+  opt = plan.opt
+  local gen = opt.generator or nil
+  local features = nn.Sequential()
+  for _, l in ipairs(plan.features) do
+    if l[1] == 'pool' then
+      features:add(nn.MaxPool2d(2, {stride = 2}))
+    elseif l[1] == 'conv' then
+      local conv = nn.Conv2d(l[2], l[3], l[4], {padding = l[4] // 2, generator = gen})
+      if opt.init == 'kaiming' then kaiming_normal(conv, gen) end
+      features:add(conv)
+    elseif l[1] == 'bn' then
+      features:add(nn.BatchNorm2d(l[2]))
+    else
+      features:add(nn.ReLU())
+    end
+  end
+  local classifier = nn.Sequential()
+  for _, l in ipairs(plan.classifier) do
+    if l[1] == 'linear' then
+      classifier:add(nn.Linear(l[2], l[3], {generator = gen}))
+    elseif l[1] == 'relu' then
+      classifier:add(nn.ReLU())
+    else
+      classifier:add(nn.Dropout(opt.dropout, {generator = gen}))
+    end
   end
 
   local config = util.copy(opt)
@@ -140,18 +208,30 @@ end
 -- default. Linear layers always start from PyTorch's default.
 function models.vgg11(opt) return build_vgg('vgg11', opt) end
 
--- models.build(config): the model a config (model.config, or a file's metadata) describes.
-function models.build(config)
+-- The arch and the other options of a config (model.config, or a file's metadata).
+local function split_config(config, who)
   if type(config) ~= 'table' then
-    error('models.build: config must be a table, got ' .. type(config), 2)
+    error(fmt('%s: config must be a table, got %s', who, type(config)), 3)
   end
   local arch = config.arch
   if type(arch) ~= 'string' or not VGG_CONFIGS[arch] then
-    error(fmt("models.build: unknown arch '%s'", tostring(arch)), 2)
+    error(fmt("%s: unknown arch '%s'", who, tostring(arch)), 3)
   end
   local opt = util.copy(config)
   opt.arch = nil
-  return build_vgg(arch, opt)
+  return arch, opt
+end
+
+-- models.build(config): the model a config (model.config, or a file's metadata) describes.
+function models.build(config)
+  return build_vgg(split_config(config, 'models.build'))
+end
+
+-- models.state_spec(config) -> {{name =, size = {...}}, ...}: the state_dict the model
+-- of a config would have, computed without building (or allocating) it.
+function models.state_spec(config)
+  local arch, opt = split_config(config, 'models.state_spec')
+  return plan_state(plan_vgg(arch, opt, 2))
 end
 
 -- models.save(model, path [, metadata]): the model's state_dict as safetensors (PyTorch
@@ -196,10 +276,40 @@ function models.load(path, config)
     end
     config = cfg
   end
-  local ok, model = pcall(models.build, config)
-  if not ok then error(fmt('models.load: %s: %s', tostring(path), tostring(model)), 2) end
+  -- the file's tensors against the architecture, before building (and allocating) it:
+  -- metadata cannot ask for a network larger than the file
+  local function bad(msg) error(fmt('models.load: %s: %s', tostring(path), msg), 3) end
+  local ok, spec = pcall(models.state_spec, config)
+  if not ok then bad(tostring(spec)) end
+  local known = {}
+  for _, e in ipairs(spec) do
+    known[e.name] = true
+    local t = tensors[e.name]
+    if t == nil then
+      bad(fmt("the config's architecture has '%s' (%s), the file does not", e.name,
+              table.concat(e.size, 'x')))
+    end
+    local size = table.concat(t:size(), 'x')
+    if size ~= table.concat(e.size, 'x') then
+      bad(fmt("'%s' is %s in the file but %s in the config's architecture", e.name, size,
+              table.concat(e.size, 'x')))
+    end
+  end
+  local extra = {}
+  for name in pairs(tensors) do
+    if not known[name] and not name:match('num_batches_tracked$') then
+      extra[#extra + 1] = name
+    end
+  end
+  table.sort(extra)
+  if #extra > 0 then
+    bad(fmt("unexpected '%s'%s: not in the config's architecture", extra[1],
+            #extra > 1 and fmt(' (and %d more)', #extra - 1) or ''))
+  end
+  local ok1, model = pcall(models.build, config)
+  if not ok1 then bad(tostring(model)) end
   local ok2, err = pcall(model.load_state_dict, model, tensors)
-  if not ok2 then error(fmt('models.load: %s: %s', tostring(path), tostring(err)), 2) end
+  if not ok2 then bad(tostring(err)) end
   return model
 end
 

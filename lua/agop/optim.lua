@@ -201,22 +201,58 @@ function Optimizer:state()
   return {kind = self.kind, step = self.t, buffers = bufs}
 end
 
-function Optimizer:load_state(s)
+-- The buffers each kind of optimizer keeps, and whether its step needs them once a step
+-- has been taken (SGD keeps momentum only with momentum != 0).
+local state_buffers = {
+  SGD = function(self) return self.momentum ~= 0 and {'momentum'} or {} end,
+  Adam = function() return {'exp_avg', 'exp_avg_sq'} end,
+}
+state_buffers.AdamW = state_buffers.Adam
+
+-- check_state(s [, numel]) -> a state load_state can apply without failing: the kind,
+-- an integer step >= 0, exactly the buffers this optimizer uses after that many steps,
+-- each a finite tensor of numel elements (when numel is given), flattened copies.
+-- Nothing of self changes.
+function Optimizer:check_state(s, numel)
   local who = self.who .. ':load_state'
   if type(s) ~= 'table' then error(who .. ': expected a table, got ' .. type(s), 2) end
   if s.kind ~= self.kind then
     error(fmt('%s: state is for %s, not %s', who, tostring(s.kind), self.kind), 2)
   end
-  if type(s.step) ~= 'number' or s.step < 0 then
-    error(who .. ': state has no valid step count', 2)
+  if math.type(s.step) ~= 'integer' and not (type(s.step) == 'number'
+      and s.step == math.floor(s.step) and s.step < 2 ^ 53) or s.step < 0 then
+    error(fmt('%s: step must be an integer >= 0, got %s', who, tostring(s.step)), 2)
   end
-  local bufs = {}
-  for k, v in pairs(s.buffers or {}) do
+  local step = math.tointeger(s.step)
+  local given = s.buffers or {}
+  if type(given) ~= 'table' then error(who .. ': buffers must be a table', 2) end
+  local want, bufs = {}, {}
+  for _, k in ipairs(step > 0 and state_buffers[self.kind](self) or {}) do
+    want[k] = true
+    if given[k] == nil then
+      error(fmt('%s: the %s buffer is missing (the state is after %d steps)', who, k, step), 2)
+    end
+  end
+  for k, v in pairs(given) do
+    if not want[k] then
+      error(fmt('%s: unexpected buffer %s for %s after %d steps', who, tostring(k), self.kind,
+                step), 2)
+    end
     if not agop.is_tensor(v) then error(fmt('%s: buffer %s is not a tensor', who, k), 2) end
+    if numel and v:numel() ~= numel then
+      error(fmt('%s: buffer %s has %d elements, the parameters %d', who, k, v:numel(), numel), 2)
+    end
+    if not v:isfinite() then error(fmt('%s: buffer %s holds NaN or Inf', who, k), 2) end
     bufs[k] = v:clone():reshape(v:numel())
   end
-  self.t = math.floor(s.step)
-  self.buffers = bufs
+  return {kind = self.kind, step = step, buffers = bufs}
+end
+
+function Optimizer:load_state(s, numel)
+  local ok, st = pcall(self.check_state, self, s, numel)
+  if not ok then error(st, 2) end
+  self.t = st.step
+  self.buffers = st.buffers
   return self
 end
 

@@ -1469,10 +1469,8 @@ function Figure:save(path, opts)
     for i = 1, self.rows * self.cols do if self.panels[i] then idx[#idx + 1] = i end end
     for _, i in ipairs(idx) do
       local name = #idx == 1 and (base .. '.csv') or fmt('%s.p%d.csv', base, i)
-      local f, err = io.open(name, 'wb')
-      if not f then fail('Figure:save', 'cannot write %s', err) end
-      f:write(self.panels[i].csv())
-      f:close()
+      local ok, err = pcall(util.write_file, name, self.panels[i].csv())
+      if not ok then fail('Figure:save', 'cannot write %s', err) end
       written[#written + 1] = name
     end
   end

@@ -7,7 +7,9 @@
 -- run is interrupted (Ctrl-C): model parameters, optimizer buffers, the shuffling and
 -- default generators' states, the epoch and the batches done. `resume = true` continues
 -- from it and ends with exactly the weights of an uninterrupted run (same seed, same
--- thread count).
+-- thread count). The checkpoint is checked whole before any of it is applied (parameters,
+-- optimizer buffers, generator states, epoch, batch and step in range for this run): a
+-- bad one is an error naming the field, and the model and the folder stay as they were.
 local agop = require('agop')
 local util = require('agop.util')
 local optim = require('agop.optim')
@@ -114,28 +116,103 @@ local function save_checkpoint(path, params, opt, st, shuffle_state)
   require('agop.io').save_safetensors(path, tensors, meta)
 end
 
-local function load_checkpoint(path, params, opt)
-  local tensors, meta = require('agop.io').load_safetensors(path)
-  if meta.format ~= 'agoplua-checkpoint-1' then
-    error(string.format('train: %s is not an agoplua checkpoint', path), 0)
+-- Reads and checks a whole checkpoint against this run (params, optimizer, nb batches an
+-- epoch of bs images, cfg.epochs) and returns what resume applies; changes nothing, so a
+-- bad checkpoint leaves the model, the optimizer and the generators as they were.
+local function read_checkpoint(path, params, opt, cfg, nb, bs)
+  local function bad(msg, ...)
+    error(string.format('train: cannot resume from %s: ' .. msg, path, ...), 0)
+  end
+  local ok, tensors, meta = pcall(require('agop.io').load_safetensors, path)
+  if not ok then bad('%s', tensors) end
+  if meta.format ~= 'agoplua-checkpoint-1' then bad('not an agoplua checkpoint') end
+  for _, k in ipairs({'epoch', 'batch', 'step', 'images', 'seconds', 'rng_shuffle',
+                      'rng_default', 'optimizer', 'log', 'test_acc'}) do
+    if type(meta[k]) ~= 'string' then bad('the metadata has no %s', k) end
+  end
+  local function int(k, lo, hi)
+    local v = meta[k]:match('^%d+$') and math.tointeger(tonumber(meta[k]))
+    if not v or v < lo or v > hi then
+      bad('%s is %q, not an integer in [%d, %d] for this run', k, meta[k], lo, hi)
+    end
+    return v
   end
   local p = tensors.params
   if not p or p:numel() ~= params:numel() then
-    error(string.format('train: %s holds %d parameters, the model has %d (another architecture?)',
-      path, p and p:numel() or 0, params:numel()), 0)
+    bad('it holds %d parameters, the model has %d (another architecture?)',
+      p and p:numel() or 0, params:numel())
   end
-  params:copy(p)
-  local o = json.decode(meta.optimizer)
-  local bufs = {}
-  for _, k in ipairs(o.buffers) do bufs[k] = tensors['opt.' .. k] end
-  opt:load_state{kind = o.kind, step = o.step, buffers = bufs}
-  agop.default_generator():set_state(unhex(meta.rng_default))
-  return {
-    epoch = tonumber(meta.epoch), batch = tonumber(meta.batch), step = tonumber(meta.step),
-    images = tonumber(meta.images),
-    seconds = tonumber(meta.seconds), log = json.decode(meta.log),
-    test_acc = json.decode(meta.test_acc),
-  }, unhex(meta.rng_shuffle)
+  if not p:isfinite() then bad('the parameters hold NaN or Inf') end
+  local st = {}
+  st.epoch = int('epoch', 1, cfg.epochs + 1)
+  st.batch = int('batch', 0, st.epoch <= cfg.epochs and nb or 0)
+  st.step = int('step', 0, math.maxinteger)
+  if st.step ~= (st.epoch - 1) * nb + st.batch then
+    bad('step %d is not epoch %d, batch %d of %d batches an epoch (another batch size or '
+      .. 'data set?)', st.step, st.epoch, st.batch, nb)
+  end
+  st.images = int('images', 0, st.step * bs)
+  st.seconds = tonumber(meta.seconds)
+  if not st.seconds or not (st.seconds >= 0 and st.seconds < math.huge) then
+    bad('seconds is %q, not a finite number >= 0', meta.seconds)
+  end
+  local function generator_state(k)
+    local h = meta[k]
+    if #h ~= 80 or h:find('[^0-9a-f]') then bad('%s is not 80 hex digits', k) end
+    local s = unhex(h)
+    local ok2, err = pcall(agop.Generator().set_state, agop.Generator(), s)
+    if not ok2 then bad('%s: %s', k, err) end
+    return s
+  end
+  local rng_shuffle, rng_default = generator_state('rng_shuffle'), generator_state('rng_default')
+  local function decode(k, want)
+    local ok2, v = pcall(json.decode, meta[k])
+    if not ok2 or type(v) ~= 'table' or (want == 'array') ~= (getmetatable(v) == json.array_mt)
+       and next(v) ~= nil then
+      bad('%s is not a JSON %s', k, want)
+    end
+    return v
+  end
+  local o = decode('optimizer', 'object')
+  if o.step ~= st.step then
+    bad('the optimizer took %s steps, the run %d', tostring(o.step), st.step)
+  end
+  local bufs, known = {}, {params = true}
+  if type(o.buffers) ~= 'table' then bad('the optimizer lists no buffers') end
+  for _, k in ipairs(o.buffers) do
+    if type(k) ~= 'string' then bad('the optimizer lists a buffer that is not a name') end
+    bufs[k] = tensors['opt.' .. k]
+    known['opt.' .. k] = true
+    if not bufs[k] then bad('the optimizer buffer %s is missing', k) end
+  end
+  for name in pairs(tensors) do
+    if not known[name] then bad('unexpected tensor %q', name) end
+  end
+  local ok3, ostate = pcall(opt.check_state, opt, {kind = o.kind, step = o.step, buffers = bufs},
+    params:numel())
+  if not ok3 then bad('%s', ostate) end
+  st.log = decode('log', 'array')
+  for i, r in ipairs(st.log) do
+    if type(r) ~= 'table' then bad('log row %d is not an object', i) end
+  end
+  st.test_acc = decode('test_acc', 'array')
+  if #st.test_acc ~= st.epoch - 1 then
+    bad('test_acc has %d entries for %d finished epochs', #st.test_acc, st.epoch - 1)
+  end
+  for i, a in ipairs(st.test_acc) do
+    if type(a) ~= 'number' then bad('test_acc[%d] is not a number', i) end
+  end
+  return {params = p, optimizer = ostate, rng_default = rng_default,
+    rng_shuffle = rng_shuffle, st = st}
+end
+
+-- Applies what read_checkpoint checked: nothing here can fail.
+local function apply_checkpoint(ck, params, opt, shuffle)
+  params:copy(ck.params)
+  opt:load_state(ck.optimizer)
+  agop.default_generator():set_state(ck.rng_default)
+  shuffle:set_state(ck.rng_shuffle)
+  return ck.st
 end
 
 local function progress_line(cfg, st, nb, loss, acc, rate, eta)
@@ -172,9 +249,7 @@ function train.fit(model, train_set, test_set, opts)
   local st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}}
   local resumed_from
   if cfg.resume and ckpt and dist.broadcast(rank == 0 and util.exists(ckpt)) then
-    local s, rng = load_checkpoint(ckpt, params, opt)
-    st = s
-    shuffle:set_state(rng)
+    st = apply_checkpoint(read_checkpoint(ckpt, params, opt, cfg, nb, bs), params, opt, shuffle)
     resumed_from = st.epoch
     if not cfg.quiet then
       print(string.format('train: resumed from %s (epoch %d, batch %d, step %d)', ckpt, st.epoch, st.batch, st.step))

@@ -6,10 +6,13 @@
 #include "check.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static const AgColor WHITE = {255, 255, 255, 255}, BLACK = {0, 0, 0, 255};
 
@@ -423,6 +426,84 @@ TEST(png_errors_name_the_path) {
     free(c.px);
 }
 
+/* appends a PNG chunk (length, type, data, CRC) at p; returns the end */
+static uint8_t *chunk(uint8_t *p, const char *type, const uint8_t *data, uint32_t n) {
+    p[0] = (uint8_t)(n >> 24), p[1] = (uint8_t)(n >> 16), p[2] = (uint8_t)(n >> 8),
+    p[3] = (uint8_t)n;
+    memcpy(p + 4, type, 4);
+    if (n) memcpy(p + 8, data, n);
+    uint32_t crc = (uint32_t)crc32(0, p + 4, 4 + n);
+    p += 8 + n;
+    p[0] = (uint8_t)(crc >> 24), p[1] = (uint8_t)(crc >> 16), p[2] = (uint8_t)(crc >> 8),
+    p[3] = (uint8_t)crc;
+    return p + 4;
+}
+
+TEST(png_header_alone_never_decides_a_large_allocation) {
+    /* a valid 80-byte PNG whose header says 65535x65535 RGB (12 GiB decoded) */
+    uint8_t file[256], *p = file;
+    memcpy(p, "\x89PNG\r\n\x1a\n", 8);
+    p += 8;
+    const uint8_t ihdr[13] = {0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 8, 2, 0, 0, 0};
+    p = chunk(p, "IHDR", ihdr, 13);
+    uint8_t raw[16] = {0}, z[64];
+    uLongf zn = sizeof z;
+    CHECK(compress(z, &zn, raw, sizeof raw) == Z_OK, "compress");
+    p = chunk(p, "IDAT", z, (uint32_t)zn);
+    p = chunk(p, "IEND", NULL, 0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/agop_test_bomb_%d.png", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(file, 1, (size_t)(p - file), f);
+        fclose(f);
+    }
+    int w = 0, h = 0, ch = 0;
+    AgError err = AG_ERROR_INIT;
+    CHECK(ag_png_info(path, &w, &h, &ch, &err) != 0, "accepted %dx%dx%d", w, h, ch);
+    CHECK(strstr(err.msg, path) && strstr(err.msg, "65535x65535") &&
+              strstr(err.msg, "over the limit"),
+          "%s", err.msg);
+    uint8_t px[16];
+    CHECK(ag_png_read(path, px, sizeof px, &w, &h, &ch, &err) != 0, "read accepted");
+    CHECK(strstr(err.msg, "over the limit"), "%s", err.msg);
+    remove(path);
+}
+
+TEST(png_failed_save_keeps_the_previous_file) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/agop_test_keep_%d.png", (int)getpid());
+    AgCanvas small = make(8, 8), big = make(300, 300);
+    uint32_t x = 12345; /* noise does not compress: the big image is > 200 KB */
+    for (size_t i = 0; i < (size_t)300 * 300 * 3; i++) {
+        x = x * 1103515245u + 12345u;
+        big.px[i] = (uint8_t)(x >> 16);
+    }
+    AgError err = AG_ERROR_INIT;
+    CHECK(ag_png_write(&small, path, &err) == 0, "%s", err.msg);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 100000; /* files this process writes stop at 100 KB (EFBIG) */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+    int rc = ag_png_write(&big, path, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, prev);
+    CHECK(rc != 0, "the write past the file size limit succeeded");
+    CHECK(strstr(err.msg, path) != NULL, "%s", err.msg);
+    int w = 0, h = 0, ch = 0;
+    CHECK(ag_png_info(path, &w, &h, &ch, &err) == 0, "previous file gone: %s", err.msg);
+    CHECK(w == 8 && h == 8, "previous file changed: %dx%d", w, h);
+    /* and no temporary file is left next to it */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ls %s.tmp* >/dev/null 2>&1", path);
+    CHECK(system(cmd) != 0, "a temporary file was left behind");
+    remove(path);
+    free(small.px);
+    free(big.px);
+}
+
 int main(void) {
     RUN(size_limits_are_errors);
     RUN(rect_integer_corners_cover_whole_pixels_fractions_blend);
@@ -440,5 +521,7 @@ int main(void) {
     RUN(finite_range_skips_nan_and_inf);
     RUN(png_round_trips_through_libpng);
     RUN(png_errors_name_the_path);
+    RUN(png_header_alone_never_decides_a_large_allocation);
+    RUN(png_failed_save_keeps_the_previous_file);
     return check_report("canvas");
 }

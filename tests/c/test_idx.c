@@ -196,6 +196,92 @@ TEST(gzip_reads_like_raw_and_corrupt_gzip_fails) {
     CHECK(strstr(err.msg, "flip.gz:") != NULL, "%s", err.msg);
 }
 
+/* bytes of a file, up to cap; returns the count */
+static size_t slurp(const char *name, uint8_t *buf, size_t cap) {
+    FILE *f = fopen(path_of(name), "rb");
+    size_t n = f ? fread(buf, 1, cap, f) : 0;
+    if (f) fclose(f);
+    return n;
+}
+
+TEST(gzip_limit_inflates_only_the_kept_items) {
+    /* 60 items of 4x4; the gzip trailer's CRC is damaged, which only a read to the end
+     * of the stream can see */
+    size_t n = make_images(mem, 60, 4, 4, 0);
+    write_gz("crc.gz", mem, n);
+    static uint8_t gz[8192];
+    size_t gn = slurp("crc.gz", gz, sizeof gz);
+    CHECK(gn > 20, "gz size %zu", gn);
+    gz[gn - 7] ^= 0x5a;
+    write_raw("crc.gz", gz, gn);
+    AgIdx x;
+    AgError err = AG_ERROR_INIT;
+    int rc = ag_idx_read(&x, path_of("crc.gz"), 3, -1, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    CHECK(x.size[0] == 3 && x.items == 60 && x.numel == 48, "kept %lld", (long long)x.numel);
+    if (rc == 0) CHECK(memcmp(x.data, mem + 16, 48) == 0, "bytes differ");
+    ag_idx_free(&x);
+    CHECK(ag_idx_read(&x, path_of("crc.gz"), -1, -1, &err) != 0, "accepted a bad CRC");
+    CHECK(strstr(err.msg, "crc.gz: corrupt or truncated gzip data") != NULL, "%s", err.msg);
+    /* a header that claims more than the file can inflate to: refused before inflating */
+    n = make_images(mem, 10, 4, 4, 0);
+    mem[4] = 1, mem[5] = 0, mem[6] = 0, mem[7] = 0; /* 2^24 items: 256 MiB */
+    write_gz("claims-more.gz", mem, n);
+    CHECK(ag_idx_read(&x, path_of("claims-more.gz"), 3, -1, &err) != 0, "accepted");
+    CHECK(strstr(err.msg, "claims-more.gz: header says 268435456 bytes of data, more than a "
+                          "gzip file of") != NULL,
+          "%s", err.msg);
+}
+
+TEST(gzip_trailing_junk_is_an_error_and_members_concatenate) {
+    size_t n = make_images(mem, 6, 3, 3, 0);
+    write_gz("a.gz", mem, 40);
+    write_gz("b.gz", mem + 40, n - 40);
+    static uint8_t gz[8192];
+    size_t na = slurp("a.gz", gz, sizeof gz);
+    size_t nb = slurp("b.gz", gz + na, sizeof gz - na);
+    write_raw("two-members.gz", gz, na + nb);
+    AgIdx x;
+    AgError err = AG_ERROR_INIT;
+    int rc = ag_idx_read(&x, path_of("two-members.gz"), -1, -1, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    if (rc == 0) CHECK(x.items == 6 && memcmp(x.data, mem + 16, 54) == 0, "bytes differ");
+    ag_idx_free(&x);
+    write_gz("junk.gz", mem, n);
+    na = slurp("junk.gz", gz, sizeof gz);
+    memcpy(gz + na, "JUNK!", 5);
+    write_raw("junk.gz", gz, na + 5);
+    CHECK(ag_idx_read(&x, path_of("junk.gz"), -1, -1, &err) != 0, "accepted trailing junk");
+    CHECK(strstr(err.msg, "junk.gz: 5 bytes of trailing data after the gzip stream") != NULL,
+          "%s", err.msg);
+    write_raw("junk1.gz", gz, na + 1);
+    CHECK(ag_idx_read(&x, path_of("junk1.gz"), -1, -1, &err) != 0, "accepted a junk byte");
+    CHECK(strstr(err.msg, "1 bytes of trailing data") != NULL, "%s", err.msg);
+    /* more items than the header says, inside the gzip stream */
+    write_gz("long.gz", mem, n + 9);
+    CHECK(ag_idx_read(&x, path_of("long.gz"), -1, -1, &err) != 0, "accepted");
+    CHECK(strstr(err.msg, "the data goes on past them") != NULL, "%s", err.msg);
+}
+
+TEST(sizes_are_bounded_even_next_to_a_zero) {
+    const uint8_t hdr[16] = {0,    0,    8,    3,    0,    0,    0,    0,
+                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    write_raw("zero-items", hdr, sizeof hdr);
+    AgIdx x;
+    AgError err = AG_ERROR_INIT;
+    CHECK(ag_idx_read(&x, path_of("zero-items"), -1, -1, &err) != 0, "accepted");
+    CHECK(strstr(err.msg, "zero-items: header sizes multiply to more than the limit of "
+                          "1099511627776 bytes") != NULL,
+          "%s", err.msg);
+    CHECK(ag_idx_parse(&x, hdr, sizeof hdr, "mem", -1, -1, &err) != 0, "parse accepted");
+    /* a 0 with modest sizes is a valid empty file */
+    const uint8_t ok[16] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28};
+    write_raw("empty-idx3", ok, sizeof ok);
+    CHECK(ag_idx_read(&x, path_of("empty-idx3"), -1, -1, &err) == 0, "%s", err.msg);
+    CHECK(x.items == 0 && x.numel == 0 && x.size[1] == 28, "empty");
+    ag_idx_free(&x);
+}
+
 TEST(parse_from_memory_never_reads_past_buffer) {
     size_t n = make_images(mem, 3, 2, 2, 0);
     AgIdx x;
@@ -264,6 +350,9 @@ int main(void) {
     RUN(truncated_and_count_mismatch_report_counts);
     RUN(label_range_is_checked);
     RUN(gzip_reads_like_raw_and_corrupt_gzip_fails);
+    RUN(gzip_limit_inflates_only_the_kept_items);
+    RUN(gzip_trailing_junk_is_an_error_and_members_concatenate);
+    RUN(sizes_are_bounded_even_next_to_a_zero);
     RUN(parse_from_memory_never_reads_past_buffer);
     RUN(to_float_pads_before_normalizing);
     RUN(real_mnist_labels_when_present);

@@ -146,7 +146,8 @@ function TestNpy:test_corrupt_files_are_clear_errors()
     {'PK\3\4 not numpy at all', 'not a .npy file'},
     {'\x93NUMPY\4\0\10\0{}', 'unsupported .npy format version 4.0'},
     {'\x93NUMPY\1\0\255\255{}', 'header length 65535 is larger than the file'},
-    {'\x93NUMPY\2\0\0\0\0\1{}', 'is larger than the file'},
+    {'\x93NUMPY\2\0\0\0\1\0{}', 'header length 65536 is larger than the file'},
+    {'\x93NUMPY\2\0\0\0\0\1{}', 'header length 16777216 is over the limit of 1048576'},
     {npy_bytes(ok_dict, f32{1}), 'needs 8 bytes of data, the file holds 4'},
     {npy_bytes(ok_dict, f32{1, 2, 3}), 'needs 8 bytes of data, the file holds 12'},
     {npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", f32{1, 2}),
@@ -172,6 +173,14 @@ function TestNpy:test_corrupt_files_are_clear_errors()
       f32{1, 2}), '9 dimensions, at most 8'},
     {npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999, 99999999), }",
       f32{1, 2}), 'is too large'},
+    -- a 0 does not make the other sizes free
+    {npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 99999999, 99999999), }",
+      ''), 'is too large (limit: 1099511627776 elements'},
+    {npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999, 0), }",
+      ''), 'is too large'},
+    -- a version 2 header over the cap, although the file holds it
+    {npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }"
+      .. string.rep(' ', 1 << 20), f32{1, 2}, 2), 'over the limit of 1048576 bytes'},
   }
   for i, c in ipairs(cases) do
     write(p, c[1])
@@ -322,6 +331,10 @@ function TestSafetensors:test_corrupt_files_are_clear_errors()
     {st_bytes({__metadata__ = {1, 2}}, ''), '__metadata__ must be an object'},
     {st_bytes({a = e('F32', {1, 1, 1, 1, 1, 1, 1, 1, 2}, {0, 8})}, d8), '9 dimensions'},
     {st_bytes({a = e('F32', {1 << 30, 1 << 30}, {0, 8})}, d8), 'is too large'},
+    {st_bytes({a = e('F32', {0, 1 << 30, 1 << 30}, {0, 0}), b = e('F32', {2}, {0, 8})}, d8),
+      'is too large (limit: 1099511627776 elements'},
+    {st_bytes({a = e('F32', {1 << 62, 1 << 62, 0}, {0, 0}), b = e('F32', {2}, {0, 8})}, d8),
+      'is too large'},
   }
   for i, c in ipairs(cases) do
     write(p, c[1])

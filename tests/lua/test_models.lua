@@ -3,6 +3,7 @@ local lu = require('luaunit')
 local agop = require('agop')
 local nn = require('agop.nn')
 local models = require('agop.models')
+local errors_with = require('helpers').errors_with
 
 local function names_and_shapes(m)
   local out = {}
@@ -196,4 +197,56 @@ function TestVGG11:test_save_and_load_round_trip()
                             {arch = 'vgg11', width = 1 / 8, batchnorm = true,
                              head = 'classic', hidden = 8})
   os.remove(bare)
+end
+
+function TestVGG11:test_state_spec_is_the_built_models_state_dict()
+  for _, cfg in ipairs({{arch = 'vgg11', width = 1 / 16},
+                        {arch = 'vgg11', width = 1 / 8, batchnorm = true, head = 'classic',
+                         hidden = 8, in_channels = 3, input_size = 64, first_kernel = 5}}) do
+    local spec, sd = models.state_spec(cfg), models.build(cfg):state_dict()
+    lu.assertEquals(#spec, #sd)
+    for i, e in ipairs(sd) do
+      lu.assertEquals(spec[i].name, e.name)
+      lu.assertEquals(spec[i].size, e.tensor:size(), e.name)
+    end
+  end
+end
+
+-- metadata that asks for a huge network: the file's tensors are checked against it before
+-- anything is built, so the error is immediate and names the file
+function TestVGG11:test_load_checks_the_file_against_the_architecture_before_building()
+  local io_ = require('agop.io')
+  local json = require('agop.json')
+  local m = models.vgg11{width = 1 / 16}
+  local path = os.tmpname()
+  local function with_config(cfg, tensors)
+    io_.save_safetensors(path, tensors or m:state_dict(),
+                         {format = 'agoplua', arch = 'vgg11', config = json.encode(cfg)})
+  end
+  local _, before = agop.memory()
+  -- 64 times VGG11's width: 9.7e9 parameters in one layer, 39 GB to build
+  with_config({arch = 'vgg11', width = 64})
+  local err = errors_with("'features.0.weight' is 4x1x3x3 in the file but 4096x1x3x3 in the "
+                          .. "config's architecture", models.load, path)
+  lu.assertStrContains(err, 'models.load: ' .. path)
+  with_config({arch = 'vgg11', width = 1 / 16, head = 'classic', hidden = 1 << 30})
+  errors_with('the hidden linear layer would hold 1.15e+18 parameters, over the limit of '
+              .. '1099511627776', models.load, path)
+  with_config({arch = 'vgg11', width = 1e9})
+  errors_with('over the limit of 1099511627776', models.load, path)
+  local _, after = agop.memory()
+  lu.assertTrue(after - before < 100 * 1024 * 1024,
+    string.format('resident memory grew by %d MiB', (after - before) // 1048576))
+  -- names: a missing and an unexpected tensor
+  local sd = m:state_dict()
+  with_config(m.config, {table.unpack(sd, 2)})
+  errors_with("the config's architecture has 'features.0.weight' (4x1x3x3), the file does not",
+              models.load, path)
+  local more = {table.unpack(sd)}
+  more[#more + 1] = {name = 'extra.weight', tensor = agop.zeros(2)}
+  with_config(m.config, more)
+  errors_with("unexpected 'extra.weight': not in the config's architecture", models.load, path)
+  with_config(m.config)
+  lu.assertTrue(models.load(path).convs[3].weight:equal(m.convs[3].weight))
+  os.remove(path)
 end

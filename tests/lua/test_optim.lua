@@ -204,3 +204,35 @@ function TestSchedules:test_optimizer_follows_its_schedule()
   lu.assertEquals(c:lr(1, 2), 1)
   lu.assertEquals(c:lr(7, 2), 2)
 end
+
+-- a state is checked whole before any of it is applied: a bad one changes nothing
+function TestOptimState:test_load_state_checks_every_buffer_and_changes_nothing_on_error()
+  local p, g = agop.rand(agop.Generator(1), 6), agop.rand(agop.Generator(2), 6)
+  local sgd = optim.SGD{lr = 0.1, momentum = 0.9}
+  sgd:step(p, g)
+  local good = sgd:state()
+  local function same_as_before()
+    lu.assertEquals(sgd.t, 1)
+    lu.assertTrue(sgd.buffers.momentum:equal(good.buffers.momentum))
+  end
+  local cases = {
+    {{kind = 'SGD', step = 3, buffers = {}}, 'the momentum buffer is missing'},
+    {{kind = 'SGD', step = 1.5, buffers = good.buffers}, 'step must be an integer >= 0'},
+    {{kind = 'SGD', step = -1, buffers = good.buffers}, 'step must be an integer >= 0'},
+    {{kind = 'SGD', step = 1 / 0, buffers = good.buffers}, 'step must be an integer >= 0'},
+    {{kind = 'SGD', step = 3, buffers = {momentum = agop.zeros(5)}}, 'has 5 elements, the parameters 6'},
+    {{kind = 'SGD', step = 3, buffers = {momentum = agop.full(0 / 0, 6)}}, 'holds NaN or Inf'},
+    {{kind = 'SGD', step = 3, buffers = {momentum = agop.zeros(6), exp_avg = agop.zeros(6)}},
+      'unexpected buffer exp_avg'},
+  }
+  for _, c in ipairs(cases) do
+    lu.assertErrorMsgContains(c[2], sgd.load_state, sgd, c[1], 6)
+    same_as_before()
+  end
+  local adam = optim.Adam{}
+  lu.assertErrorMsgContains('the exp_avg_sq buffer is missing', adam.load_state, adam,
+    {kind = 'Adam', step = 2, buffers = {exp_avg = agop.zeros(6)}})
+  lu.assertEquals(adam.t, 0)
+  -- a state before any step needs no buffer
+  lu.assertEquals(optim.SGD{lr = 1, momentum = 0.5}:load_state{kind = 'SGD', step = 0}.t, 0)
+end

@@ -58,6 +58,11 @@ function TestTensor:test_generator_state_round_trip()
   local a = agop.randn(g, 4)
   g:set_state(s)
   lu.assertTrue(a:equal(agop.randn(g, 4)))
+  -- an all-zero xoshiro state would draw 0 forever: refused, and g is left as it was
+  local before = g:get_state()
+  errors_with('the state is all zeros', g.set_state, g, string.rep('\0', 32) .. 'seedseed')
+  errors_with('expected 40 bytes, got 39', g.set_state, g, string.rep('x', 39))
+  lu.assertEquals(g:get_state(), before)
 end
 
 function TestTensor:test_randn_moments()
@@ -273,4 +278,74 @@ function TestTensor:test_threads_setting()
   lu.assertEquals(agop.get_threads(), 1)
   agop.set_threads(n)
   errors_with('set_threads', agop.set_threads, 0)
+end
+
+-- Views whose size-1 dimensions keep their base's strides are contiguous (the stride of a
+-- size-1 dimension never moves), so code that reads a row length from stride[1] of a
+-- "contiguous" tensor is wrong for them: each operation must give what it gives on a
+-- fresh copy with its own strides.
+local function odd_stride_views()
+  return {
+    agop.arange(12):view(1, 3, 4):narrow(2, 2, 2),          -- 1x2x4, stride 12, 4, 1
+    agop.arange(6):view(2, 3):narrow(1, 2, 1),              -- 1x3, stride 3, 1
+    agop.arange(6):view(2, 3):narrow(1, 2, 1):t(),          -- 3x1, stride 1, 3
+    agop.arange(24):view(2, 1, 3, 4):narrow(3, 2, 1),       -- 2x1x1x4: not contiguous
+    agop.arange(20):view(5, 4):narrow(1, 3, 1):view(1, 1, 4), -- 1x1x4
+  }
+end
+
+function TestTensor:test_index_select_on_a_view_with_size1_dims()
+  local v = agop.zeros(1, 3, 4):narrow(2, 1, 2)
+  local y = v:index_select(1, {1, 1})
+  lu.assertEquals(y:size(), {2, 2, 4})
+  lu.assertEquals(y:sum(), 0)
+  local w = agop.arange(12):view(1, 3, 4):narrow(2, 2, 2)
+  lu.assertTrue(w:is_contiguous())
+  local z = w:index_select(1, agop.tensor{1, 1, 1})
+  for i = 1, 3 do
+    for j = 1, 2 do
+      for k = 1, 4 do lu.assertEquals(z:get(i, j, k), 4 * j + k - 1) end
+    end
+  end
+end
+
+function TestTensor:test_every_op_agrees_on_views_with_size1_dims_and_their_copies()
+  for vi, v in ipairs(odd_stride_views()) do
+    local c = v:clone()
+    local function same(what, a, b)
+      lu.assertTrue(a:equal(b), string.format('view %d: %s differs from the copy', vi, what))
+    end
+    same('clone', v:contiguous(), c)
+    same('index_select', v:index_select(1, {v:size(1), 1}), c:index_select(1, {c:size(1), 1}))
+    same('reshape', v:reshape(-1), c:reshape(-1))
+    same('add', v + v * 2, c + c * 2)
+    same('exp', v:exp(), c:exp())
+    lu.assertEquals(v:sum(), c:sum())
+    same('sum(dim)', v:sum(v:dim()), c:sum(c:dim()))
+    same('totable', agop.tensor(v:totable()), agop.tensor(c:totable()))
+    lu.assertEquals(v:tolist(), c:tolist())
+    if v:dim() == 2 then
+      local r = agop.arange(v:size(2) * 3):view(v:size(2), 3)
+      same('mm', agop.mm(v, r), agop.mm(c, r))
+      same('mm (right)', agop.mm(r:t(), v:t()), agop.mm(r:t(), c:t()))
+    end
+    local dst = agop.zeros(c:size())
+    same('copy', dst:copy(v), c)
+  end
+end
+
+function TestTensor:test_mm_with_an_empty_inner_dimension_is_zeros()
+  lu.assertTrue(agop.mm(agop.zeros(2, 0), agop.zeros(0, 3)):equal(agop.zeros(2, 3)))
+  lu.assertEquals(agop.mm(agop.zeros(0, 2), agop.zeros(2, 3)):size(), {0, 3})
+end
+
+function TestTensor:test_sizes_are_bounded_even_next_to_a_zero()
+  errors_with('multiply to more than', agop.zeros, 0, 1 << 30, 1 << 30)
+  errors_with('multiply to more than', agop.zeros, 1 << 30, 1 << 30, 0)
+  errors_with('multiply to more than', agop.zeros, {0, 1 << 21, 1 << 21})
+  errors_with('multiply to more than', agop.rand, 0, 1 << 40, 2)
+  local e = agop.zeros(0)
+  errors_with('multiply to more than', e.view, e, 0, 1 << 40, 1 << 40)
+  errors_with('too large', e.reshape, e, 1 << 40, 4, 0)
+  lu.assertEquals(agop.zeros(0, 1 << 20, 1 << 20):size(), {0, 1 << 20, 1 << 20})
 end

@@ -109,3 +109,88 @@ function TestTrain:test_same_seed_and_thread_count_give_identical_weights()
   end
   os.execute("rm -rf '" .. d .. "'")
 end
+
+-- Every field of a checkpoint is checked before any is applied: a bad one is an error
+-- naming it, and the model, the default generator and the output folder stay exactly
+-- as they were (byte for byte).
+function TestTrain:test_a_bad_checkpoint_changes_nothing()
+  local nn, train, io_ = require('agop.nn'), require('agop.train'), require('agop.io')
+  local function net()
+    return nn.Sequential():add(nn.Flatten()):add(nn.Linear(64, 10, {generator = agop.Generator(2)}))
+  end
+  local g = agop.Generator(4)
+  local set = {images = agop.rand(g, 60, 1, 8, 8), labels = agop.from_table(
+    (function() local t = {} for i = 1, 60 do t[i] = i % 10 end return t end)())}
+  local d = tmpdir()
+  local opts = {epochs = 1, batch = 20, lr = 0.05, out = d, quiet = true}
+  train.fit(net(), set, nil, opts)
+  local ckpt = d .. '/checkpoint.safetensors'
+  local good_t, good_meta, names = io_.load_safetensors(ckpt)
+  lu.assertNotNil(good_t['opt.momentum'])
+  local function folder()
+    local files = {}
+    local p = io.popen("ls -A '" .. d .. "'")
+    for f in p:lines() do files[f] = util.read_file(d .. '/' .. f) end
+    p:close()
+    return files
+  end
+  local zero_state = string.rep('00', 32) .. string.rep('01', 8)
+  local cases = {
+    {{epoch = '1e999'}, 'epoch is "1e999", not an integer in [1, 3]'},
+    {{epoch = '0'}, 'epoch is "0"'}, {{epoch = '-1'}, 'epoch is "-1"'},
+    {{epoch = '1.5'}, 'epoch is "1.5"'}, {{batch = '7'}, 'batch is "7"'},
+    {{step = '4'}, 'step 4 is not epoch 2, batch 0 of 3 batches an epoch'},
+    {{images = '1e9'}, 'images is "1e9"'}, {{seconds = 'nan'}, 'seconds is "nan"'},
+    {{optimizer = '{"kind":"SGD","step":3,"buffers":[]}'}, 'the momentum buffer is missing',
+      {['opt.momentum'] = false}},
+    {{}, 'buffer momentum has 5 elements, the parameters 650', {['opt.momentum'] = agop.zeros(5)}},
+    {{}, 'buffer momentum holds NaN or Inf', {['opt.momentum'] = agop.full(0 / 0, 650)}},
+    {{optimizer = '{"kind":"SGD","step":2,"buffers":["momentum"]}'},
+      'the optimizer took 2 steps, the run 3'},
+    {{optimizer = '{"kind":"Adam","step":3,"buffers":["momentum"]}'}, 'state is for Adam, not SGD'},
+    {{optimizer = 'not json'}, 'optimizer is not a JSON object'},
+    {{rng_default = zero_state}, 'rng_default: Generator:set_state: the state is all zeros'},
+    {{rng_shuffle = 'zz'}, 'rng_shuffle is not 80 hex digits'},
+    {{test_acc = '[0.5, 0.6]'}, 'test_acc has 2 entries for 1 finished epochs'},
+    {{log = '{"a": 1}'}, 'log is not a JSON array'},
+    {{format = 'other'}, 'not an agoplua checkpoint'},
+    {{}, 'it holds 7 parameters, the model has 650', {params = agop.zeros(7)}},
+    {{}, 'the parameters hold NaN or Inf', {params = agop.full(1 / 0, 650)}},
+    {{}, 'unexpected tensor "extra"', {extra = agop.zeros(1)}},
+  }
+  for i, c in ipairs(cases) do
+    local meta, list = {}, {}
+    for k, v in pairs(good_meta) do meta[k] = v end
+    for k, v in pairs(c[1]) do meta[k] = v end
+    local repl = c[3] or {}
+    for _, name in ipairs(names) do
+      local t = repl[name]
+      if t == nil then t = good_t[name] end
+      if t then list[#list + 1] = {name = name, tensor = t} end
+    end
+    for name, t in pairs(repl) do
+      if t and not good_t[name] then list[#list + 1] = {name = name, tensor = t} end
+    end
+    io_.save_safetensors(ckpt, list, meta)
+    local before_files, m = folder(), net()
+    local before_params = m:flatten_parameters():clone()
+    local before_rng = agop.default_generator():get_state()
+    local ok, err = pcall(train.fit, m, set, nil,
+      {epochs = 2, batch = 20, lr = 0.05, out = d, quiet = true, resume = true})
+    lu.assertFalse(ok, 'case ' .. i .. ' resumed')
+    lu.assertStrContains(err, 'train: cannot resume from ' .. ckpt .. ': ')
+    lu.assertStrContains(err, c[2])
+    lu.assertTrue(m:flatten_parameters():equal(before_params), 'case ' .. i .. ': model changed')
+    lu.assertEquals(agop.default_generator():get_state(), before_rng, 'case ' .. i)
+    lu.assertEquals(folder(), before_files, 'case ' .. i .. ': the folder changed')
+  end
+  -- the good checkpoint resumes
+  io_.save_safetensors(ckpt, (function()
+    local l = {} for _, n in ipairs(names) do l[#l + 1] = {name = n, tensor = good_t[n]} end return l
+  end)(), good_meta)
+  local r = train.fit(net(), set, nil, {epochs = 2, batch = 20, lr = 0.05, out = d, quiet = true,
+    resume = true})
+  lu.assertEquals(r.resumed_from, 2)
+  lu.assertEquals(r.steps, 6)
+  os.execute("rm -rf '" .. d .. "'")
+end
