@@ -75,6 +75,18 @@ asan: deps
 	@$(MAKE) --no-print-directory data
 	@ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=32 AGOP_ASAN=1 sh tests/run.sh build-asan build-asan/agoplua
 
+bench: deps all data
+	@./$(BIN) tests/bench.lua
+
+data:
+	@sh scripts/fetch_data.sh
+
+run: deps all data
+	./$(BIN) scripts/vgg11_mnist.lua
+
+matrices: deps all
+	./$(BIN) scripts/vgg11_mnist.lua --expand
+
 # Harnesses: tests/fuzz/<target>.lua driven by tests/fuzz/fuzz_lua.c (see tests/fuzz/run.sh).
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang-14
@@ -96,18 +108,6 @@ $(BUILD)/fuzz/%: tests/fuzz/fuzz_lua.c $(filter-out %/main.o,$(BIND_OBJ)) $(BUIL
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' $(LDFLAGS) -o $@ $< \
 	  $(filter-out %/main.o,$(BIND_OBJ)) $(BUILD)/libagengine.a $(LDLIBS)
-
-bench: deps all data
-	@./$(BIN) tests/bench.lua
-
-data:
-	@sh scripts/fetch_data.sh
-
-run: deps all data
-	./$(BIN) scripts/vgg11_mnist.lua
-
-matrices: deps all
-	./$(BIN) scripts/vgg11_mnist.lua --expand
 
 format:
 	clang-format -i engine/*.[ch] bindings/*.[ch] tests/c/*.[ch] tests/fuzz/*.c

@@ -5,10 +5,10 @@
 set -eu
 pkgs="build-essential pkg-config liblua5.4-dev lua5.4 lua-unit libopenblas-dev libpng-dev \
 zlib1g-dev libreadline-dev python3-numpy nodejs npm"
+missing=""
 if [ "${1:-}" = fuzz ]; then
     pkgs="$pkgs clang-14 libfuzzer-14-dev libomp-14-dev"
 fi
-missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
