@@ -3,7 +3,7 @@
 --   even: models.load(path) (architecture from __metadata__.config, then the weights)
 --   odd:  train.fit{resume = true} of a tiny model whose out folder holds the file as
 --         checkpoint.safetensors (parameters, optimizer buffers, generator states,
---         epoch/batch/step counters, log)
+--         epoch/batch/step counters, log), with SGD, or Adam when bit 1 is set
 local agop = require('agop')
 local nn = require('agop.nn')
 local models = require('agop.models')
@@ -42,7 +42,8 @@ return setmetatable(M, {__call = function(_, data)
   end
   common.write('run/checkpoint.safetensors', file)
   local model, set = M.tiny()
-  local opts = {out = out, resume = true, checkpoint = false}
+  local opts = {out = out, resume = true, checkpoint = false,
+    optimizer = b & 2 ~= 0 and 'adam' or 'sgd'}
   for k, v in pairs(M.fit_opts) do opts[k] = v end
   pcall(train.fit, model, set, set, opts)
 end})
