@@ -18,7 +18,8 @@
  * edges of the C code.
  *
  * What targets get, in the global table `fuzz`:
- *   fuzz.dir                  a private temporary folder (readers take paths)
+ *   fuzz.dir                  a private temporary folder (readers take paths):
+ *                             $AGOP_FUZZ_TMP, or a fresh one under /dev/shm
  *   fuzz.here                 this folder (<repo>/tests/fuzz), for shared Lua files
  *   fuzz.fail(msg)            a finding: prints msg and aborts
  *   fuzz.gzip(s [, level])    s as one gzip member (zlib)
@@ -47,7 +48,7 @@ static uint64_t prev_line;
 
 static lua_State *state;
 static int target_ref = LUA_NOREF;
-static char tmpdir[64];
+static char tmpdir[256];
 
 static uint64_t mix(uint64_t x) {
     x ^= x >> 33;
@@ -142,9 +143,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     agl_set_threads(1); /* one core per fuzzer: the machine is shared */
-    snprintf(tmpdir, sizeof tmpdir, "/dev/shm/agop-fuzz-%s-XXXXXX", FUZZ_TARGET);
-    if (!mkdtemp(tmpdir)) die("cannot create a temporary folder");
-    atexit(remove_tmpdir);
+    /* AGOP_FUZZ_TMP: a folder the caller made and removes (tests/fuzz/run.sh does, since
+     * libFuzzer often ends without running atexit handlers) */
+    const char *given = getenv("AGOP_FUZZ_TMP");
+    if (given && *given) {
+        snprintf(tmpdir, sizeof tmpdir, "%s", given);
+    } else {
+        snprintf(tmpdir, sizeof tmpdir, "/dev/shm/agop-fuzz-%s-XXXXXX", FUZZ_TARGET);
+        if (!mkdtemp(tmpdir)) die("cannot create a temporary folder");
+        atexit(remove_tmpdir);
+    }
     lua_State *L = state = luaL_newstate();
     if (!L) die("cannot create the Lua state");
     luaL_openlibs(L);

@@ -19,17 +19,20 @@ for t in "$@"; do
     esac
     mkdir -p "$build/fuzz-corpus/$t" "$build/fuzz-findings/$t"
     log=$build/fuzz-$t.log
-    if "$build/fuzz/$t" -max_total_time="$secs" -max_len=$len -rss_limit_mb=2048 -timeout=20 \
-        -print_final_stats=1 -artifact_prefix="$build/fuzz-findings/$t/" \
+    tmp=$(mktemp -d /dev/shm/agop-fuzz-$t-XXXXXX) # the files the harness writes
+    if AGOP_FUZZ_TMP=$tmp "$build/fuzz/$t" -max_total_time="$secs" -max_len=$len \
+        -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+        -artifact_prefix="$build/fuzz-findings/$t/" \
         "$build/fuzz-corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
         status=ok
     else
         status=FINDING
         found=$((found + 1))
     fi
+    rm -rf "$tmp"
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
-    last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+    last=$(grep -aE '^#[0-9]+' "$log" | tail -n 1 | tr -cd '[:print:]')
     cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
     corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\).*/\1/p')
