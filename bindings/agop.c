@@ -4,10 +4,12 @@
 #include "agl.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <omp.h>
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,4 +123,74 @@ int luaopen_agop(lua_State *L) {
     lua_call(L, 1, 0);
     lua_settop(L, mod);
     return 1;
+}
+
+/* ---- the host's set-up, shared by bindings/main.c and the fuzz harnesses ---------- */
+
+/* The repository: the nearest folder above the executable that holds lua/agop/ (the
+ * binary is <repo>/agoplua, <repo>/build-*\/agoplua or a fuzz harness under
+ * <repo>/build-fuzz/fuzz/). 0 on success. */
+static int find_root(char *root, size_t cap) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return -1;
+    exe[n] = '\0';
+    for (int up = 0; up < 4; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash || slash == exe) return -1;
+        *slash = '\0';
+        char probe[PATH_MAX + 16];
+        struct stat st;
+        snprintf(probe, sizeof probe, "%s/lua/agop", exe);
+        if (stat(probe, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (strlen(exe) >= cap) return -1;
+            memcpy(root, exe, strlen(exe) + 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* package[field] = before .. package[field] .. after */
+static void wrap_path(lua_State *L, const char *field, const char *before, const char *after) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, field);
+    const char *old = lua_tostring(L, -1);
+    lua_pushfstring(L, "%s%s%s", before, old ? old : "", after);
+    lua_setfield(L, -3, field);
+    lua_pop(L, 2);
+}
+
+/* <repo>/lua first, so scripts run from any folder find agop.*; /usr/share/lua/5.4 kept
+ * (luaunit lives there) even when LUA_PATH leaves it out. */
+static void set_paths(lua_State *L) {
+    char root[PATH_MAX];
+    const char *sys = "/usr/share/lua/5.4/?.lua";
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    int has_sys = lua_tostring(L, -1) && strstr(lua_tostring(L, -1), sys);
+    lua_pop(L, 2);
+    const char *after =
+        has_sys ? "" : ";/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua";
+    if (find_root(root, sizeof root) == 0) {
+        lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", root, root);
+        wrap_path(L, "path", lua_tostring(L, -1), after);
+        lua_pushfstring(L, "%s/lua/?.so;", root);
+        wrap_path(L, "cpath", lua_tostring(L, -1), "");
+        lua_pop(L, 2);
+    } else {
+        wrap_path(L, "path", "", after);
+    }
+}
+
+/* See agl.h: <repo>/lua on package.path, package.preload.agop and the global agop. */
+void agl_open_host(lua_State *L) {
+    set_paths(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_agop);
+    lua_setfield(L, -2, "agop");
+    lua_pop(L, 2);
+    luaL_requiref(L, "agop", luaopen_agop, 1);
+    lua_pop(L, 1);
 }

@@ -86,6 +86,13 @@ static int l_read_idx(lua_State *L) {
         return luaL_error(
             L, "read_idx: %s: pad needs items of at least 2 dimensions, the file has rank %d",
             path, box->dim);
+    /* an empty image padded is all border: its size would come from the header alone */
+    if (pad > 0 && (box->size[box->dim - 2] == 0 || box->size[box->dim - 1] == 0))
+        return luaL_error(L,
+                          "read_idx: %s: pad needs images of at least 1x1 pixels, the file "
+                          "holds %Ix%I",
+                          path, (lua_Integer)box->size[box->dim - 2],
+                          (lua_Integer)box->size[box->dim - 1]);
     if (channel && box->dim + 1 > AG_MAXDIM)
         return luaL_error(L, "read_idx: %s: rank %d is too large for channel=true", path,
                           box->dim);

@@ -36,9 +36,6 @@
 #define HISTORY_FILE ".agoplua_history"
 #define HISTORY_MAX 1000
 
-/* bindings/agop.c */
-int luaopen_agop(lua_State *L);
-void agl_set_threads(int n);
 /* OpenBLAS, not declared by every cblas.h */
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
@@ -402,74 +399,6 @@ static int run_options(lua_State *L, char **argv, int limit) {
     return 1;
 }
 
-/* --------------------------------------------------------------- package.path --- */
-
-/* The repository: the nearest folder above the executable that holds lua/agop/ (the
- * binary is <repo>/agoplua or <repo>/build-*\/agoplua). 0 on success. */
-static int find_root(char *root, size_t cap) {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return -1;
-    exe[n] = '\0';
-    for (int up = 0; up < 4; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash || slash == exe) return -1;
-        *slash = '\0';
-        char probe[PATH_MAX + 16];
-        struct stat st;
-        snprintf(probe, sizeof probe, "%s/lua/agop", exe);
-        if (stat(probe, &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (strlen(exe) >= cap) return -1;
-            memcpy(root, exe, strlen(exe) + 1);
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* package[field] = before .. package[field] .. after */
-static void wrap_path(lua_State *L, const char *field, const char *before, const char *after) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, field);
-    const char *old = lua_tostring(L, -1);
-    lua_pushfstring(L, "%s%s%s", before, old ? old : "", after);
-    lua_setfield(L, -3, field);
-    lua_pop(L, 2);
-}
-
-/* <repo>/lua first, so scripts run from any folder find agop.*; /usr/share/lua/5.4 kept
- * (luaunit lives there) even when LUA_PATH leaves it out. */
-static void set_paths(lua_State *L) {
-    char root[PATH_MAX];
-    const char *sys = "/usr/share/lua/5.4/?.lua";
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    int has_sys = lua_tostring(L, -1) && strstr(lua_tostring(L, -1), sys);
-    lua_pop(L, 2);
-    const char *after =
-        has_sys ? "" : ";/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua";
-    if (find_root(root, sizeof root) == 0) {
-        lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", root, root);
-        wrap_path(L, "path", lua_tostring(L, -1), after);
-        lua_pushfstring(L, "%s/lua/?.so;", root);
-        wrap_path(L, "cpath", lua_tostring(L, -1), "");
-        lua_pop(L, 2);
-    } else {
-        wrap_path(L, "path", "", after);
-    }
-}
-
-/* package.preload.agop and the global agop, before any user code runs */
-static void open_agop(lua_State *L) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_agop);
-    lua_setfield(L, -2, "agop");
-    lua_pop(L, 2);
-    luaL_requiref(L, "agop", luaopen_agop, 1);
-    lua_pop(L, 1);
-}
-
 /* ---------------------------------------------------------------------- REPL --- */
 
 /* registry reference to the agop.repl module while the REPL runs */
@@ -756,8 +685,7 @@ static int pmain(lua_State *L) {
         lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
     }
     luaL_openlibs(L);
-    set_paths(L);
-    open_agop(L);
+    agl_open_host(L);
     create_arg_table(L, argv, argc, a.script);
     lua_gc(L, LUA_GCRESTART);
     /* lua.c picks generational mode; here most of the heap is large, short-lived tensor

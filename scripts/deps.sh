@@ -1,10 +1,14 @@
 #!/bin/sh
 # Installs, with apt-get, the Debian packages agoplua needs; silent when all are present.
 # Not root: prints the exact command to run and fails.
+#   usage: scripts/deps.sh [fuzz]    (fuzz: also clang and libFuzzer, for make fuzz)
 set -eu
 pkgs="build-essential pkg-config liblua5.4-dev lua5.4 lua-unit libopenblas-dev libpng-dev \
 zlib1g-dev libreadline-dev python3-numpy nodejs npm libopenmpi-dev openmpi-bin"
 missing=""
+if [ "${1:-}" = fuzz ]; then
+    pkgs="$pkgs clang-14 libfuzzer-14-dev libomp-14-dev"
+fi
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"

@@ -97,6 +97,18 @@ function TestReadIdx:test_gzip_and_errors()
   errors_with('limit must be an integer', agop.read_idx, p, {limit = -1})
 end
 
+function TestReadIdx:test_pad_refuses_empty_images()
+  -- found by the idx fuzz harness: 3 images of 0 x 469762048 pixels (a 16-byte file) with
+  -- pad = 2 asked for 3 x 4 x 469762052 floats (22 GB) of border around no data at all
+  local p = self.dir .. '/empty'
+  write(p, string.pack('>I4>I4>I4>I4', 0x0803, 3, 0, 1000))
+  lu.assertEquals(agop.read_idx(p):size(), {3, 0, 1000}) -- without pad: empty, fine
+  errors_with('pad needs images of at least 1x1 pixels, the file holds 0x1000',
+    agop.read_idx, p, {pad = 2})
+  write(p, string.pack('>I4>I4>I4>I4', 0x0803, 3, 1000, 0))
+  errors_with('holds 1000x0', agop.read_idx, p, {pad = 1, limit = 1})
+end
+
 TestData = {}
 
 function TestData:setUp() self.dir = make_dir() end
