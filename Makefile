@@ -20,6 +20,13 @@ CFLAGS   ?= $(OPT)
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
             -fopenmp -g $(SAN) $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lreadline -lm
+# oneDNN (Debian libdnnl-dev): the fast conv path (engine/conv_plan.c). On by default when
+# its header is installed; `make DNNL=0` builds without it (im2col + OpenBLAS only).
+DNNL     ?= $(shell test -f /usr/include/dnnl.h && echo 1 || echo 0)
+ifeq ($(DNNL),1)
+CFLAGS   += -DAG_HAVE_DNNL
+LDLIBS   += -ldnnl
+endif
 LDFLAGS  += -fopenmp $(SAN)
 
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
@@ -40,7 +47,7 @@ all: $(BIN)
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/bindings_list.h
+$(BUILD)/%.o: %.c $(HDRS) $(BUILD)/config.stamp | $(BUILD)/bindings_list.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
 
@@ -48,6 +55,12 @@ $(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/bindings_list.h
 $(BUILD)/bindings_list.h: FORCE
 	@mkdir -p $(BUILD)
 	@printf '%s\n' $(foreach n,$(BIND_NAMES),"AGL_OPEN($(n))") > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+# Rebuilds everything when the build options (DNNL, SAN, OPT) change.
+$(BUILD)/config.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo 'DNNL=$(DNNL) SAN=$(SAN) OPT=$(OPT)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(BUILD)/libagengine.a: $(ENGINE_OBJ)
@@ -73,8 +86,9 @@ asan: deps
 	@$(MAKE) --no-print-directory data
 	@ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=32 AGOP_ASAN=1 sh tests/run.sh build-asan build-asan/agoplua
 
+BATCH    ?= 64
 bench: deps all data
-	@./$(BIN) tests/bench.lua
+	@./$(BIN) tests/bench.lua --batch $(BATCH)
 
 data:
 	@sh scripts/fetch_data.sh
