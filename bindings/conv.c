@@ -12,7 +12,8 @@
  *   plan:backward(x, w, gy, gw|nil, gb|nil, gx) -> gx|nil
  *       gx: false/nil (skip), true (a new tensor) or a tensor to reuse
  *   plan:info() -> {forward =, input_grad =, weight_grad = (oneDNN implementations),
- *                   algo =, bytes =}
+ *                   bytes = (held), workspace = (bytes needed during a call: the shared
+ *                   kernel scratch of kcheck.h, one for all plans)}
  *   agop.have_dnnl() -> boolean */
 #include "../engine/conv.h"
 #include "../engine/conv_plan.h"
@@ -141,7 +142,11 @@ static int l_plan_forward(lua_State *L) {
     const AgTensor *b = lua_isnil(L, 4) ? NULL : agl_check_contiguous(L, 4);
     AgTensor *y = opt_output(L, 5, fname, "output", (int64_t[]){s->b, s->co, s->ho, s->wo});
     AgError err = agl_error_value();
-    if (ag_conv_plan_forward(box->p, y->data, x->data, w->data, b ? b->data : NULL, &err))
+    int64_t bytes;
+    if (ag_conv_plan_prepare(box->p, 0, 0, &bytes, &err)) return agl_error(L, &err);
+    void *work = kc_scratch(L, (bytes + 3) / 4);
+    if (ag_conv_plan_forward(box->p, y->data, x->data, w->data, b ? b->data : NULL, work, bytes,
+                             &err))
         return agl_error(L, &err);
     lua_settop(L, 5);
     return 1;
@@ -162,8 +167,13 @@ static int l_plan_backward(lua_State *L) {
     const AgTensor *gy = agl_check_contiguous(L, 4);
     AgTensor *gx = need_gx ? opt_output(L, 7, fname, "input gradient", xsz) : NULL;
     AgError err = agl_error_value();
+    int64_t bytes;
+    if (ag_conv_plan_prepare(box->p, gx != NULL, gw || gb, &bytes, &err))
+        return agl_error(L, &err);
+    void *work = kc_scratch(L, (bytes + 3) / 4);
     if (ag_conv_plan_backward(box->p, gx ? gx->data : NULL, gw ? gw->data : NULL,
-                              gb ? gb->data : NULL, gy->data, x->data, w->data, &err))
+                              gb ? gb->data : NULL, gy->data, x->data, w->data, work, bytes,
+                              &err))
         return agl_error(L, &err);
     if (!gx) lua_pushnil(L);
     return 1;
@@ -179,6 +189,12 @@ static int l_plan_info(lua_State *L) {
     }
     lua_pushinteger(L, ag_conv_plan_bytes(box->p));
     lua_setfield(L, -2, "bytes");
+    int64_t work = 0;
+    AgError err = agl_error_value();
+    if (!ag_conv_plan_prepare(box->p, 0, 0, &work, &err)) {
+        lua_pushinteger(L, work);
+        lua_setfield(L, -2, "workspace");
+    }
     return 1;
 }
 

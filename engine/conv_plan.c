@@ -10,6 +10,7 @@
  * oneDNN's scratchpad is also the plan's (user mode), so a call maps no fresh memory. */
 #include "conv_plan.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,10 +45,10 @@ struct AgConvPlan {
     dnnl_stream_t strm;
     Pass pass[NPASSES];
     int made[NPASSES];
-    void *buf[NROLES];
-    size_t cap[NROLES];
-    float *zeros; /* (Co): the bias when the caller has none */
-    float *dwtmp; /* (Co, Ci, K, K), then (Co): oneDNN overwrites, we accumulate */
+    size_t cap[NROLES]; /* bytes of each role in the workspace, multiples of 64 */
+    char *work;         /* the caller's workspace during a call */
+    float *zeros;       /* (Co): the bias when the caller has none */
+    float *dwtmp;       /* (Co, Ci, K, K), then (Co): oneDNN overwrites, we accumulate */
     int64_t bytes;
 };
 
@@ -69,22 +70,17 @@ static int dnnl_fail(AgError *err, const char *what, dnnl_status_t st) {
         if (st_ != dnnl_success) return dnnl_fail(err, what, st_);                             \
     } while (0)
 
+/* Role buffers sit one after another in the caller's workspace (its layout can change
+ * when a pass is added; ports set their handles at every call). */
 static void *role_data(AgConvPlan *p, int role) {
-    return p->buf[role];
+    size_t off = 0;
+    for (int r = 0; r < role; r++) off += p->cap[r];
+    return p->work + off;
 }
 
-/* Grows role buffer `role` to at least `bytes` (its old contents are not kept: ports
- * set their handles at every call). */
-static int role_reserve(AgConvPlan *p, int role, size_t bytes, AgError *err) {
-    if (bytes <= p->cap[role]) return 0;
-    size_t n = (bytes + 63) / 64 * 64;
-    void *b = aligned_alloc(64, n);
-    if (!b) return ag_fail(err, "conv plan: out of memory (%zu bytes)", n);
-    free(p->buf[role]);
-    p->bytes += (int64_t)n - (int64_t)p->cap[role];
-    p->buf[role] = b;
-    p->cap[role] = n;
-    return 0;
+static void role_reserve(AgConvPlan *p, int role, size_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    if (bytes > p->cap[role]) p->cap[role] = bytes;
 }
 
 /* Makes port pt for a primitive argument of layout md, the caller's side in layout
@@ -98,7 +94,7 @@ static int port_make(AgConvPlan *p, Port *pt, const dnnl_memory_desc_t *md, int 
     pt->md = md;
     pt->role = role;
     if (dnnl_memory_desc_equal(&umd, md)) return 0;
-    if (role_reserve(p, role, dnnl_memory_desc_get_size(md), err)) return -1;
+    role_reserve(p, role, dnnl_memory_desc_get_size(md));
     DN(dnnl_memory_create(&pt->inner, md, p->eng, DNNL_MEMORY_NONE), "memory");
     dnnl_primitive_desc_t rpd;
     DN(into ? dnnl_reorder_primitive_desc_create(&rpd, &umd, p->eng, md, p->eng, NULL)
@@ -234,7 +230,7 @@ static int make_pass(AgConvPlan *p, int which, AgError *err) {
     const dnnl_memory_desc_t *smd =
         dnnl_primitive_desc_query_md(ps->pd, dnnl_query_scratchpad_md, 0);
     if (smd && dnnl_memory_desc_get_size(smd) > 0) {
-        if (role_reserve(p, ROLE_SCRATCH, dnnl_memory_desc_get_size(smd), err)) return -1;
+        role_reserve(p, ROLE_SCRATCH, dnnl_memory_desc_get_size(smd));
         DN(dnnl_memory_create(&ps->scratch, smd, p->eng, DNNL_MEMORY_NONE), "memory");
     }
     DN(dnnl_primitive_create(&ps->prim, ps->pd), "primitive");
@@ -311,7 +307,6 @@ void ag_conv_plan_free(AgConvPlan *p) {
     }
     if (p->strm) dnnl_stream_destroy(p->strm);
     if (p->eng) dnnl_engine_destroy(p->eng);
-    for (int r = 0; r < NROLES; r++) free(p->buf[r]);
     free(p->zeros);
     free(p->dwtmp);
     free(p);
@@ -326,9 +321,29 @@ const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
     return name;
 }
 
+int ag_conv_plan_prepare(AgConvPlan *p, int dx, int dw, int64_t *bytes, AgError *err) {
+    if ((dw && make_pass(p, PASS_BWD_WEIGHTS, err)) || (dx && make_pass(p, PASS_BWD_DATA, err)))
+        return -1;
+    int64_t n = 64; /* room to align the workspace */
+    for (int r = 0; r < NROLES; r++) n += (int64_t)p->cap[r];
+    *bytes = n;
+    return 0;
+}
+
+/* Points the plan at the workspace for one call, or fails when it is too small. */
+static int use_work(AgConvPlan *p, void *work, int64_t bytes, int dx, int dw, AgError *err) {
+    int64_t need;
+    if (ag_conv_plan_prepare(p, dx, dw, &need, err)) return -1;
+    if (!work || bytes < need)
+        return ag_fail(err, "conv plan: workspace of %lld bytes, %lld needed", (long long)bytes,
+                       (long long)need);
+    p->work = (char *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+    return 0;
+}
+
 int ag_conv_plan_forward(AgConvPlan *p, float *y, const float *x, const float *w,
-                         const float *b, AgError *err) {
-    if (ag_cancelled(err)) return -1;
+                         const float *b, void *work, int64_t work_bytes, AgError *err) {
+    if (ag_cancelled(err) || use_work(p, work, work_bytes, 0, 0, err)) return -1;
     Pass *ps = &p->pass[PASS_FWD];
     dnnl_exec_arg_t a[5];
     dnnl_memory_t mx, mw, my = port_bind(p, &ps->dst, y);
@@ -344,12 +359,13 @@ int ag_conv_plan_forward(AgConvPlan *p, float *y, const float *x, const float *w
 }
 
 int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const float *dy,
-                          const float *x, const float *w, AgError *err) {
-    if (ag_cancelled(err)) return -1;
+                          const float *x, const float *w, void *work, int64_t work_bytes,
+                          AgError *err) {
+    if (ag_cancelled(err) || use_work(p, work, work_bytes, dx != NULL, dw || db, err))
+        return -1;
     const ConvShape *s = &p->s;
     dnnl_exec_arg_t a[5];
     if (dw || db) { /* before the input gradient: both use the X and W role buffers */
-        if (make_pass(p, PASS_BWD_WEIGHTS, err)) return -1;
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
         const int64_t nw = (int64_t)s->co * s->ci * s->k * s->k;
         float *tw = p->dwtmp, *tb = p->dwtmp + nw;
@@ -369,7 +385,6 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
             for (int o = 0; o < s->co; o++) db[o] += tb[o];
     }
     if (dx) {
-        if (make_pass(p, PASS_BWD_DATA, err)) return -1;
         Pass *ps = &p->pass[PASS_BWD_DATA];
         dnnl_memory_t mw, mdy, mdx = port_bind(p, &ps->src, dx);
         if (!w) return ag_fail(err, "conv plan: the input gradient needs the weight");
@@ -416,15 +431,23 @@ const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
     return "";
 }
 
+int ag_conv_plan_prepare(AgConvPlan *p, int dx, int dw, int64_t *bytes, AgError *err) {
+    (void)p, (void)dx, (void)dw;
+    *bytes = 0;
+    return ag_fail(err, "conv plan: agoplua was built without oneDNN");
+}
+
 int ag_conv_plan_forward(AgConvPlan *p, float *y, const float *x, const float *w,
-                         const float *b, AgError *err) {
-    (void)p, (void)y, (void)x, (void)w, (void)b;
+                         const float *b, void *work, int64_t work_bytes, AgError *err) {
+    (void)p, (void)y, (void)x, (void)w, (void)b, (void)work, (void)work_bytes;
     return ag_fail(err, "conv plan: agoplua was built without oneDNN");
 }
 
 int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const float *dy,
-                          const float *x, const float *w, AgError *err) {
-    (void)p, (void)dx, (void)dw, (void)db, (void)dy, (void)x, (void)w;
+                          const float *x, const float *w, void *work, int64_t work_bytes,
+                          AgError *err) {
+    (void)p, (void)dx, (void)dw, (void)db, (void)dy, (void)x, (void)w, (void)work,
+        (void)work_bytes;
     return ag_fail(err, "conv plan: agoplua was built without oneDNN");
 }
 

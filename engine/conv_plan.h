@@ -46,16 +46,23 @@ const ConvShape *ag_conv_plan_shape(const AgConvPlan *p);
  * gradient), e.g. "jit_wino_4x3:avx512_core"; "" when that pass has not run yet. */
 const char *ag_conv_plan_impl(const AgConvPlan *p, int pass);
 
-/* Bytes the plan holds (its buffers; oneDNN's own objects are not counted). */
+/* Bytes the plan holds (its small buffers; oneDNN's own objects are not counted). */
 int64_t ag_conv_plan_bytes(const AgConvPlan *p);
 
+/* *bytes = the workspace that forward (and backward with the input gradient when dx,
+ * the weight gradient when dw) needs: oneDNN's blocked copies and its scratchpad. It
+ * lives only during a call, so one buffer (the largest plan's) serves every plan of a
+ * network. Makes the backward primitives it needs. */
+int ag_conv_plan_prepare(AgConvPlan *p, int dx, int dw, int64_t *bytes, AgError *err);
+
 /* y = conv2d(x, w) + b
- *   y: (B, Co, Ho, Wo) out
+ *   y:    (B, Co, Ho, Wo) out
+ *   work: (work_bytes) scratch, at least ag_conv_plan_prepare(p, 0, 0) bytes
  *   x: (B, Ci, H, W)
  *   w: (Co, Ci, K, K)
  *   b: (Co) or NULL */
 int ag_conv_plan_forward(AgConvPlan *p, float *y, const float *x, const float *w,
-                         const float *b, AgError *err);
+                         const float *b, void *work, int64_t work_bytes, AgError *err);
 
 /* dx = dL/dx (overwritten), dw += dL/dw, db += dL/db; any of dx, dw, db may be NULL.
  *   dx: (B, Ci, H, W)  out, or NULL
@@ -63,8 +70,11 @@ int ag_conv_plan_forward(AgConvPlan *p, float *y, const float *x, const float *w
  *   db: (Co)           acc, or NULL
  *   dy: (B, Co, Ho, Wo)
  *   x:  (B, Ci, H, W)  (read when dw != NULL)
- *   w:  (Co, Ci, K, K) (read when dx != NULL) */
+ *   w:  (Co, Ci, K, K) (read when dx != NULL)
+ *   work: (work_bytes) scratch, at least ag_conv_plan_prepare(p, dx != NULL,
+ *         dw || db) bytes */
 int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const float *dy,
-                          const float *x, const float *w, AgError *err);
+                          const float *x, const float *w, void *work, int64_t work_bytes,
+                          AgError *err);
 
 #endif
