@@ -17,7 +17,7 @@
 #ifdef AG_HAVE_DNNL
 #include <dnnl.h>
 
-enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, NROLES };
+enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, NROLES }; /* GRAD: dw, db (OIHW) */
 enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_WEIGHTS, NPASSES };
 
 /* One argument of one primitive: the caller's memory (user, NCHW/OIHW, its handle set at
@@ -41,6 +41,7 @@ typedef struct Pass {
 struct AgConvPlan {
     ConvShape s;
     dnnl_alg_kind_t alg;
+    int pick; /* AG_CONV_AUTO: may pick another algorithm per pass */
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     Pass pass[NPASSES];
@@ -48,7 +49,6 @@ struct AgConvPlan {
     size_t cap[NROLES]; /* bytes of each role in the workspace, multiples of 64 */
     char *work;         /* the caller's workspace during a call */
     float *zeros;       /* (Co): the bias when the caller has none */
-    float *dwtmp;       /* (Co, Ci, K, K), then (Co): oneDNN overwrites, we accumulate */
     int64_t bytes;
 };
 
@@ -164,20 +164,34 @@ static int geo_init(Geo *g, const ConvShape *s, AgError *err) {
 }
 
 /* pd of pass `which` (the forward pd is the hint of the backward ones) */
+/* Winograd's weight gradient keeps (threads + 1) copies of the transformed weight
+ * gradient, 36 Ci Co floats each: 113 MiB for a 512 -> 512 layer on 2 threads, more than
+ * the rest of a VGG11 step. AG_CONV_AUTO takes the direct weight gradient above this
+ * size (it costs ~12 ms of a ~100 ms VGG11 step at B=64 on layers 5-6). */
+#define WINO_WEIGHT_GRAD_MAX (256 * 256)
+
+static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
+    if (which == PASS_BWD_WEIGHTS && p->pick && p->alg == dnnl_convolution_winograd &&
+        (int64_t)p->s.ci * p->s.co > WINO_WEIGHT_GRAD_MAX)
+        return dnnl_convolution_direct;
+    return p->alg;
+}
+
 static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError *err) {
     Geo g;
     if (geo_init(&g, &p->s, err)) return -1;
     dnnl_convolution_desc_t cd;
+    const dnnl_alg_kind_t alg = pass_alg(p, which);
     if (which == PASS_FWD)
-        DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, p->alg, &g.x, &g.w,
-                                              &g.b, &g.y, g.strides, g.pl, g.pr),
+        DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, &g.x, &g.w, &g.b,
+                                              &g.y, g.strides, g.pl, g.pr),
            "convolution desc");
     else if (which == PASS_BWD_DATA)
-        DN(dnnl_convolution_backward_data_desc_init(&cd, p->alg, &g.x, &g.w, &g.y, g.strides,
-                                                    g.pl, g.pr),
+        DN(dnnl_convolution_backward_data_desc_init(&cd, alg, &g.x, &g.w, &g.y, g.strides, g.pl,
+                                                    g.pr),
            "convolution desc");
     else
-        DN(dnnl_convolution_backward_weights_desc_init(&cd, p->alg, &g.x, &g.w, &g.b, &g.y,
+        DN(dnnl_convolution_backward_weights_desc_init(&cd, alg, &g.x, &g.w, &g.b, &g.y,
                                                        g.strides, g.pl, g.pr),
            "convolution desc");
     dnnl_primitive_attr_t attr;
@@ -191,7 +205,7 @@ static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError 
         return ag_fail(err,
                        "conv plan: oneDNN has no %s %s for input %dx%dx%dx%d, kernel %d, "
                        "stride %d, pad %d",
-                       p->alg == dnnl_convolution_winograd ? "Winograd" : "direct",
+                       alg == dnnl_convolution_winograd ? "Winograd" : "direct",
                        which == PASS_FWD        ? "forward"
                        : which == PASS_BWD_DATA ? "input gradient"
                                                 : "weight gradient",
@@ -233,6 +247,9 @@ static int make_pass(AgConvPlan *p, int which, AgError *err) {
         role_reserve(p, ROLE_SCRATCH, dnnl_memory_desc_get_size(smd));
         DN(dnnl_memory_create(&ps->scratch, smd, p->eng, DNNL_MEMORY_NONE), "memory");
     }
+    if (which == PASS_BWD_WEIGHTS)
+        role_reserve(p, ROLE_GRAD,
+                     sizeof(float) * ((size_t)p->s.co * p->s.ci * p->s.k * p->s.k + p->s.co));
     DN(dnnl_primitive_create(&ps->prim, ps->pd), "primitive");
     p->made[which] = 1;
     return 0;
@@ -265,13 +282,13 @@ int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgEr
     AgConvPlan *p = calloc(1, sizeof *p);
     if (!p) return ag_fail(err, "conv plan: out of memory");
     p->s = *s;
+    p->pick = algo == AG_CONV_AUTO;
     p->zeros = calloc((size_t)s->co, sizeof(float));
-    p->dwtmp = malloc(sizeof(float) * ((size_t)s->co * s->ci * s->k * s->k + s->co));
-    if (!p->zeros || !p->dwtmp) {
+    if (!p->zeros) {
         ag_conv_plan_free(p);
         return ag_fail(err, "conv plan: out of memory");
     }
-    p->bytes = (int64_t)sizeof(float) * ((int64_t)s->co * s->ci * s->k * s->k + 2 * s->co);
+    p->bytes = (int64_t)sizeof(float) * s->co;
     dnnl_status_t st = dnnl_engine_create(&p->eng, dnnl_cpu, 0);
     if (st == dnnl_success)
         st = dnnl_stream_create(&p->strm, p->eng, dnnl_stream_default_flags);
@@ -308,7 +325,6 @@ void ag_conv_plan_free(AgConvPlan *p) {
     if (p->strm) dnnl_stream_destroy(p->strm);
     if (p->eng) dnnl_engine_destroy(p->eng);
     free(p->zeros);
-    free(p->dwtmp);
     free(p);
 }
 
@@ -368,7 +384,8 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
     if (dw || db) { /* before the input gradient: both use the X and W role buffers */
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
         const int64_t nw = (int64_t)s->co * s->ci * s->k * s->k;
-        float *tw = p->dwtmp, *tb = p->dwtmp + nw;
+        /* oneDNN overwrites its gradients: they go through the workspace, then += */
+        float *tw = role_data(p, ROLE_GRAD), *tb = tw + nw;
         dnnl_memory_t mx, mdy, mdw = port_bind(p, &ps->wei, tw);
         if (!x) return ag_fail(err, "conv plan: the weight gradient needs the input");
         if (port_in(p, &ps->src, x, &mx, err) || port_in(p, &ps->dst, dy, &mdy, err)) return -1;

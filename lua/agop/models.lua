@@ -104,7 +104,7 @@ local function build_vgg(arch, opt)
       if opt.init == 'kaiming' then kaiming_normal(conv, gen) end
       features:add(conv)
       if opt.batchnorm then features:add(nn.BatchNorm2d(cout)) end
-      features:add(nn.ReLU())
+      features:add(nn.ReLU({inplace = not opt.batchnorm})) -- the conv's output is its own
       c, first = cout, false
     end
   end

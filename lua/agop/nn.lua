@@ -771,19 +771,28 @@ function Linear:__tostring()
              self.bias and '' or ', no bias')
 end
 
--- nn.ReLU()
+-- nn.ReLU({inplace = false}). In place, the output is the input tensor itself and the
+-- input gradient is gradOutput's tensor, both overwritten: no memory of its own (VGG11
+-- uses it after each conv, whose output nothing else reads).
 local ReLU = nn.class('ReLU', Module)
+
+function ReLU:__init(opt)
+  Module.__init(self)
+  self.inplace = options('nn.ReLU', opt, {inplace = false}).inplace == true
+end
 
 function ReLU:updateOutput(input)
   check_tensor('nn.ReLU', 'input', input)
   self._input_size = input:size()
-  self.output = agop.relu(input)
+  -- refills a buffer when it fits: the input itself in place, else last call's output
+  self.output = agop.relu(input, self.inplace and input or self.output)
   return self.output
 end
 
 function ReLU:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.relu_backward(self.output, gradOutput)
+  self.gradInput = agop.relu_backward(self.output, gradOutput,
+                                      self.inplace and gradOutput or self.gradInput)
   return self.gradInput
 end
 
@@ -837,13 +846,13 @@ function MaxPool2d:updateOutput(input)
   check_pool_input('nn.MaxPool2d', input, self.kernel_size, self.padding)
   self._input_size = input:size()
   self.output, self.indices = agop.maxpool2d(input, self.kernel_size, self.stride,
-                                             self.padding)
+                                             self.padding, self.output, self.indices)
   return self.output
 end
 
 function MaxPool2d:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.maxpool2d_backward(input, self.indices, gradOutput)
+  self.gradInput = agop.maxpool2d_backward(input, self.indices, gradOutput, self.gradInput)
   return self.gradInput
 end
 
