@@ -7,7 +7,8 @@
  *
  * Planned convolutions (engine/conv_plan.c, oneDNN), one plan per shape and batch size:
  *   agop.conv2d_plan(x, w, stride, pad, algo) -> plan, or nil and a message when this
- *       build or shape has no oneDNN path; algo 'auto' (default), 'direct', 'winograd'
+ *       build or shape has no oneDNN path; algo 'auto' (default), 'direct', 'winograd',
+ *       'auto_direct_forward' (auto with a direct forward: see engine/conv_plan.h)
  *   plan:forward(x, w, b|nil, y|nil) -> y      (y: an output tensor to reuse)
  *   plan:backward(x, w, gy, gw|nil, gb|nil, gx) -> gx|nil
  *       gx: false/nil (skip), true (a new tensor) or a tensor to reuse
@@ -90,7 +91,8 @@ typedef struct PlanBox {
 } PlanBox;
 
 static int l_conv2d_plan(lua_State *L) {
-    static const char *const algos[] = {"auto", "direct", "winograd", NULL};
+    static const char *const algos[] = {"auto", "direct", "winograd", "auto_direct_forward",
+                                        NULL};
     ConvShape s;
     check_conv(L, "conv2d_plan", 3, &s);
     int algo = luaL_checkoption(L, 5, "auto", algos);

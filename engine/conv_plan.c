@@ -41,7 +41,8 @@ typedef struct Pass {
 struct AgConvPlan {
     ConvShape s;
     dnnl_alg_kind_t alg;
-    int pick; /* AG_CONV_AUTO: may pick another algorithm per pass */
+    int pick; /* AG_CONV_AUTO(_DIRECT_FORWARD): may pick another algorithm per pass */
+    int direct_fwd;
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     Pass pass[NPASSES];
@@ -171,6 +172,7 @@ static int geo_init(Geo *g, const ConvShape *s, AgError *err) {
 #define WINO_WEIGHT_GRAD_MAX (256 * 256)
 
 static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
+    if (which == PASS_FWD && p->direct_fwd) return dnnl_convolution_direct;
     if (which == PASS_BWD_WEIGHTS && p->pick && p->alg == dnnl_convolution_winograd &&
         (int64_t)p->s.ci * p->s.co > WINO_WEIGHT_GRAD_MAX)
         return dnnl_convolution_direct;
@@ -282,7 +284,8 @@ int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgEr
     AgConvPlan *p = calloc(1, sizeof *p);
     if (!p) return ag_fail(err, "conv plan: out of memory");
     p->s = *s;
-    p->pick = algo == AG_CONV_AUTO;
+    p->pick = algo == AG_CONV_AUTO || algo == AG_CONV_AUTO_DIRECT_FORWARD;
+    p->direct_fwd = algo == AG_CONV_AUTO_DIRECT_FORWARD;
     p->zeros = calloc((size_t)s->co, sizeof(float));
     if (!p->zeros) {
         ag_conv_plan_free(p);
@@ -296,9 +299,12 @@ int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgEr
         ag_conv_plan_free(p);
         return dnnl_fail(err, "engine", st);
     }
-    int wino = algo == AG_CONV_WINOGRAD || (algo == AG_CONV_AUTO && ag_conv_winograd_wins(s));
+    int wino = algo == AG_CONV_WINOGRAD || (p->pick && ag_conv_winograd_wins(s));
     int rc = plan_try(p, wino ? dnnl_convolution_winograd : dnnl_convolution_direct, err);
-    if (rc && wino && algo == AG_CONV_AUTO) { /* no Winograd here after all: direct */
+    if (!rc && wino && p->pick) { /* the backward passes too, or none */
+        rc = make_pass(p, PASS_BWD_DATA, err);
+    }
+    if (rc && wino && p->pick) { /* no Winograd here after all: direct */
         ag_conv_plan_free(p);
         return ag_conv_plan_new(out, s, AG_CONV_DIRECT, err);
     }

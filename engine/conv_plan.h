@@ -25,6 +25,12 @@ typedef enum AgConvAlgo {
     AG_CONV_AUTO = 0,     /* Winograd where ag_conv_winograd_wins(), else direct */
     AG_CONV_DIRECT = 1,   /* oneDNN direct convolution */
     AG_CONV_WINOGRAD = 2, /* oneDNN Winograd (fails for shapes it does not support) */
+    AG_CONV_AUTO_DIRECT_FORWARD = 3, /* AUTO, but a direct forward: Winograd rounds equal
+                                        inputs (a uniform background) to unequal outputs
+                                        at different tile positions, so max-pooling picks
+                                        other maxima than im2col and PyTorch do, and routes
+                                        the gradients elsewhere (the AGOP of VGG11 layer 2
+                                        moved by 2.7 %). Evaluation mode uses it. */
 } AgConvAlgo;
 
 /* 1 when the engine was built with oneDNN. */

@@ -632,7 +632,11 @@ function Conv2d:_plan(input)
       * ((s[4] + 2 * self.padding - k) // self.stride + 1) < PLAN_MIN_MACS then
     return nil
   end
-  local key = s[1] .. 'x' .. s[3] .. 'x' .. s[4]
+  -- evaluation (the AGOP sweep, test accuracy) takes a direct forward: Winograd's
+  -- rounding breaks the exact ties of uniform regions, and max-pooling would route
+  -- gradients unlike im2col and PyTorch (engine/conv_plan.h)
+  local algo = self.training and 'auto' or 'auto_direct_forward'
+  local key = s[1] .. 'x' .. s[3] .. 'x' .. s[4] .. algo
   local plans = self._plans
   if not plans then
     plans = {}
@@ -644,7 +648,7 @@ function Conv2d:_plan(input)
       return e.plan
     end
   end
-  local plan, msg = agop.conv2d_plan(input, self.weight, self.stride, self.padding)
+  local plan, msg = agop.conv2d_plan(input, self.weight, self.stride, self.padding, algo)
   if not plan and conv_backend == 'dnnl' then
     error('nn.Conv2d: AGOP_CONV=dnnl: ' .. msg, 0)
   end

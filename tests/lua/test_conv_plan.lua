@@ -172,3 +172,38 @@ if agop.have_dnnl() then
 else
   _G.TestConvPlanWithoutDnnl = TestConvPlanWithoutDnnl
 end
+
+-- A uniform input gives exactly equal outputs away from the border on the direct forward
+-- (as im2col and PyTorch), so max-pooling breaks its ties the same way.
+function TestConvPlan:test_direct_forward_keeps_exact_ties()
+  local g = agop.Generator(9)
+  local x = agop.ones(4, 64, 16, 16)
+  local w = agop.randn(g, 128, 64, 3, 3)
+  local plan = assert(agop.conv2d_plan(x, w, 1, 1, 'auto_direct_forward'))
+  local y = plan:forward(x, w, nil)
+  lu.assertNotStrContains(plan:info().forward, 'wino')
+  for o = 1, 128, 17 do
+    local v = y:get(2, o, 2, 2)
+    for i = 2, 15 do
+      for j = 2, 15 do lu.assertEquals(y:get(2, o, i, j), v) end
+    end
+  end
+end
+
+-- The AGOP of images with a uniform background (as MNIST's) is the same on both paths.
+function TestConvPlan:test_agop_agrees_with_im2col_on_a_uniform_background()
+  local models, features = require('agop.models'), require('agop.features')
+  local g = agop.Generator(10)
+  local x = agop.zeros(16, 1, 32, 32)
+  x:narrow(3, 9, 16):narrow(4, 9, 16):copy(agop.randn(g, 16, 1, 16, 16))
+  local m = models.vgg11{width = 0.5, generator = agop.Generator(2)}
+  local old = nn.set_conv_backend('im2col')
+  local G0 = features.agop(m, x, {batch = 16})
+  nn.set_conv_backend('dnnl')
+  local G1 = features.agop(m, x, {batch = 16})
+  nn.set_conv_backend(old)
+  for l = 1, 8 do
+    local e = math.sqrt(((G1[l] - G0[l]) ^ 2):sum() / (G0[l] ^ 2):sum())
+    lu.assertTrue(e < 1e-4, string.format('layer %d: relative difference %g', l, e))
+  end
+end
