@@ -12,15 +12,17 @@
 --   * the patch-AGOP of all 8 conv layers over the first N MNIST training images (random
 --     images when the data is missing), and the same in PyTorch (hooks and 10 per-class
 --     autograd.grad calls) on the same weights and images, with their per-layer agreement.
+--   * with --sketch: the sketched AGOP ({probes = k}, seed 1) for k = 1, 2, 4, 8, its time
+--     and its relative Frobenius error against the exact AGOP, per layer.
 --   agoplua tests/bench.lua [--batch 64] [--steps 7] [--warmup 2] [--threads 2] [--agop 1000]
---                           [--no-torch] [--no-layers]
+--                           [--no-torch] [--no-layers] [--sketch]
 local agop = require('agop')
 local nn = require('agop.nn')
 local optim = require('agop.optim')
 local models = require('agop.models')
 
 local cfg = {batch = 64, steps = 7, warmup = 2, threads = 2, torch = true, agop = 1000,
-             layers = true}
+             layers = true, sketch = false}
 do
   local i = 1
   while i <= #arg do
@@ -29,13 +31,15 @@ do
       cfg.torch = false
     elseif a == '--no-layers' then
       cfg.layers = false
+    elseif a == '--sketch' then
+      cfg.sketch = true
     elseif a:match('^%-%-') and cfg[a:sub(3)] ~= nil and arg[i + 1] then
       cfg[a:sub(3)] = assert(tonumber(arg[i + 1]), a .. ' expects a number')
       i = i + 1
     else
       error('bench: unknown argument ' .. a ..
             ' (use --batch N --steps N --warmup N --threads N --agop N --no-torch '
-            .. '--no-layers)', 0)
+            .. '--no-layers --sketch)', 0)
     end
     i = i + 1
   end
@@ -400,6 +404,19 @@ print('torch', dt, ','.join(agree), resource.getrusage(resource.RUSAGE_SELF).ru_
       end
     else
       print('  (PyTorch AGOP run failed: ' .. out:gsub('\n', ' '):sub(1, 300) .. ')')
+    end
+  end
+  if cfg.sketch then
+    print()
+    print('sketched AGOP ({probes = k}, seed 1): time, and per layer |G_k - G|_F / |G|_F:')
+    local function frob(t) return math.sqrt((t * t):sum()) end
+    for _, k in ipairs{1, 2, 4, 8} do
+      local t1 = agop.time()
+      local Gk = features.agop(amodel, images, {batch = 100, probes = k, seed = 1})
+      local dt = agop.time() - t1
+      local errs = {}
+      for l = 1, 8 do errs[l] = string.format('%.3f', frob(Gk[l] - G[l]) / frob(G[l])) end
+      print(string.format('  k = %d  %7.2f s  %s', k, dt, table.concat(errs, ' ')))
     end
   end
 end
