@@ -119,18 +119,14 @@ do
       sums[name] = {}
       order[#order + 1] = name
     end
-    local f, b = m.forward, m.backward
-    m.forward = function(self, ...)
-      local t0 = now()
-      local r = f(self, ...)
-      sums[name].cur = (sums[name].cur or 0) + now() - t0
-      return r
-    end
-    m.backward = function(self, ...)
-      local t0 = now()
-      local r = b(self, ...)
-      sums[name].cur = (sums[name].cur or 0) + now() - t0
-      return r
+    for _, method in ipairs{'forward', 'backward'} do
+      local f = m[method]
+      m[method] = function(self, ...)
+        local t0 = now()
+        local r = f(self, ...)
+        sums[name].cur = (sums[name].cur or 0) + now() - t0
+        return r
+      end
     end
     wrapped[#wrapped + 1] = m
   end
