@@ -1,13 +1,16 @@
 /* conv_plan.c - planned convolutions on oneDNN (see conv_plan.h).
  *
- * A plan owns one oneDNN engine and stream, up to three primitives (forward, backward
- * data, backward weights) and three role buffers in oneDNN's chosen layouts: X (the
- * input, or its gradient), Y (the output, or its gradient) and W (the weight, or its
- * gradient). Passes run one after another, so a role buffer serves every pass; it is
- * sized for the largest layout any pass asked for. The boundary layouts are the
- * engine's: NCHW activations, OIHW weights; a port reorders between the two when oneDNN
- * chose another layout, and hands the caller's memory straight through when not.
- * oneDNN's scratchpad is also the plan's (user mode), so a call maps no fresh memory. */
+ * A plan owns one oneDNN engine and stream and up to three primitives (forward, backward
+ * data, backward weights). Everything a call needs beyond the caller's tensors lives in
+ * the caller's workspace, as role buffers one after another: X (the input, or its
+ * gradient), Y (the output, or its gradient) and W (the weight) in oneDNN's chosen
+ * layouts, oneDNN's scratchpad (user mode), and GRAD (the weight and bias gradients
+ * before they are added into the caller's). Passes run one after another, so a role
+ * buffer serves every pass, sized for the largest layout any pass asked for; and since
+ * nothing survives a call, one workspace serves every plan of a network. The boundary
+ * layouts are the engine's: NCHW activations, OIHW weights; a port reorders between the
+ * two when oneDNN chose another layout, and hands the caller's memory straight through
+ * when not. A call maps no fresh memory. */
 #include "conv_plan.h"
 
 #include <stdint.h>
