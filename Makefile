@@ -19,7 +19,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= $(OPT)
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
             -fopenmp -g $(SAN) $(PKG_CFLAGS)
-LDLIBS   += $(PKG_LIBS) -lreadline -lm
+LDLIBS   += $(PKG_LIBS) -lreadline -lm -ldl
+# MPI: only mpi.h at build time; bindings/dist.c opens libmpi with dlopen under mpirun
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || echo -I/usr/lib/x86_64-linux-gnu/openmpi/include)
 # oneDNN (Debian libdnnl-dev): the fast conv path (engine/conv_plan.c). On by default when
 # its header is installed; `make DNNL=0` builds without it (im2col + OpenBLAS only).
 DNNL     ?= $(shell test -f /usr/include/dnnl.h && echo 1 || echo 0)
@@ -53,6 +55,10 @@ $(BUILD)/%.o: %.c $(HDRS) $(BUILD)/config.stamp | $(BUILD)/bindings_list.h
 
 # One AGL_OPEN(name) line per binding file: bindings register themselves by existing.
 $(BUILD)/bindings_list.h: FORCE
+	@pkg-config --exists $(PKGS) 2>/dev/null || { \
+	  echo "make: missing libraries for the build ($(PKGS), via pkg-config)." >&2; \
+	  echo "make: run 'make deps' (installs them with apt-get), or 'make test' / 'make run'," >&2; \
+	  echo "      which install what is missing first." >&2; exit 1; }
 	@mkdir -p $(BUILD)
 	@printf '%s\n' $(foreach n,$(BIND_NAMES),"AGL_OPEN($(n))") > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
@@ -62,6 +68,8 @@ $(BUILD)/config.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo 'DNNL=$(DNNL) SAN=$(SAN) OPT=$(OPT)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/bindings/dist.o: CFLAGS += $(MPI_CFLAGS)
 
 $(BUILD)/libagengine.a: $(ENGINE_OBJ)
 	@rm -f $@
@@ -89,6 +97,7 @@ asan: deps
 BATCH    ?= 64
 bench: deps all data
 	@./$(BIN) tests/bench.lua --batch $(BATCH)
+	@./$(BIN) tests/bench_dist.lua
 
 data:
 	@sh scripts/fetch_data.sh

@@ -66,4 +66,12 @@ AgRng *agl_check_generator(lua_State *L, int arg);
 AgRng *agl_test_generator(lua_State *L, int arg);
 AgRng *agl_default_generator(lua_State *L);
 
+/* The double-precision (n, n) accumulator of agop.dmatrix (bindings/features.c); other
+ * bindings (dist.c) read its buffer. */
+#define AGL_DMATRIX "agop.DMatrix"
+typedef struct AglDMatrix {
+    int64_t n;
+    double data[]; /* (n, n) */
+} AglDMatrix;
+
 #endif

@@ -21,13 +21,10 @@
 #include <math.h>
 #include <string.h>
 
-#define DMATRIX "agop.DMatrix"
+#define DMATRIX AGL_DMATRIX
 #define SYM_TOL 1e-4 /* relative asymmetry accepted by eig and matpow */
 
-typedef struct DMatrix {
-    int64_t n;
-    double data[]; /* (n, n) */
-} DMatrix;
+typedef AglDMatrix DMatrix;
 
 static DMatrix *check_dmatrix(lua_State *L, int arg, const char *fname) {
     DMatrix *m = luaL_testudata(L, arg, DMATRIX);

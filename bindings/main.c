@@ -114,11 +114,18 @@ static void startup_env(char **argv) {
     unsetenv("AGOP_REEXEC");
 }
 
-/* AGOP_THREADS (a positive integer) or the number of cores; -1 after an error message */
+/* AGOP_THREADS (a positive integer) or the number of cores, shared among the ranks that
+ * mpirun started on this node (OMPI_COMM_WORLD_LOCAL_SIZE); -1 after an error message */
 static int threads_at_start(void) {
     const char *s = getenv("AGOP_THREADS");
     if (!s) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long ranks = local ? strtol(local, NULL, 10) : 1;
+        if (ranks > 1) {
+            start_threads_from = "cores / ranks on this node";
+            cores /= ranks;
+        }
         return cores > 0 ? (int)cores : 1;
     }
     char *end;

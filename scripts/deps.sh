@@ -3,7 +3,7 @@
 # Not root: prints the exact command to run and fails.
 set -eu
 pkgs="build-essential pkg-config liblua5.4-dev lua5.4 lua-unit libopenblas-dev libpng-dev \
-zlib1g-dev libreadline-dev libdnnl-dev python3-numpy nodejs npm"
+zlib1g-dev libreadline-dev libdnnl-dev python3-numpy nodejs npm libopenmpi-dev openmpi-bin"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -19,6 +19,8 @@ local train = require('agop.train')
 local features = require('agop.features')
 local init = require('agop.init')
 local report = require('agop.report')
+local dist = require('agop.dist') -- under mpirun: runs go to ranks, rank 0 writes
+local study = require('agop.study')
 
 -- 'loss after the first 100 steps': the mean train loss over steps 91..100 (the log's
 -- 10-step window), or the last window before it in runs shorter than 100 steps.
@@ -68,17 +70,14 @@ if opt.out == '' then opt.out = opt.quick and 'results/init_study_quick' or 'res
 if opt.threads > 0 then agop.set_threads(opt.threads) end
 if opt.rules_file ~= '' then dofile(opt.rules_file) end
 
-local function split(s)
-  local out = {}
-  for w in s:gmatch('[^,%s]+') do out[#out + 1] = w end
-  return out
-end
+local split = util.split
 local targets, sources, rules = split(opt.targets), split(opt.sources), split(opt.rules)
 for _, r in ipairs(rules) do init.get(r) end -- unknown rules fail now, not an hour later
 
 local run = report.run(opt.out, 'scripts/init_study.lua', opt)
 local t_start = agop.time()
 local function log(fmt, ...)
+  if not dist.is_root() then return end -- inside dist.sweep, each rank logs its own runs
   print(string.format('[%s] ' .. fmt, util.duration(agop.time() - t_start), ...))
 end
 
@@ -133,25 +132,20 @@ for _, s in ipairs(sources) do
     log('source %s: training VGG11 (width %g, %s init, %s lr %g) on %d images, %d epochs', s,
       opt.width, source_recipe.init, source_recipe.optimizer, source_recipe.lr, opt.source_limit,
       opt.source_epochs)
-    util.mkdir(dir)
+    if dist.is_root() then util.mkdir(dir) end
     model = vgg(1000, source_recipe.init)
     local init_model = vgg(1000, source_recipe.init)
     local r = train.fit(model, dataset(s, 'train', opt.source_limit), dataset(s, 'test', opt.test_limit),
       {epochs = opt.source_epochs, optimizer = source_recipe.optimizer, lr = source_recipe.lr,
        batch = opt.batch, seed = 1000, out = dir, resume = true, quiet = false,
        warmup = math.min(50, opt.source_limit // opt.batch // 4)})
-    models.save(model, path)
+    if dist.is_root() then models.save(model, path) end
     -- how far training moved each layer from its initialization (see README: Table 1)
-    local moved, rho = {}, {}
-    for l, conv in ipairs(model.convs) do
-      local w0 = init_model.convs[l].weight
-      moved[l] = (conv.weight - w0):norm() / w0:norm()
-      rho[l] = features.corr(features.nfm(w0), features.nfm(conv))
-    end
+    local moved, rho = study.drift(model, init_model)
     local info = {dataset = s, test_acc = r.final_test_acc, weight_change = moved,
       corr_init_trained = rho}
     for k, v in pairs(source_recipe) do info[k] = v end
-    util.write_file(dir .. '/source.json', json.encode(info, {indent = 2}) .. '\n')
+    if dist.is_root() then util.write_file(dir .. '/source.json', json.encode(info, {indent = 2}) .. '\n') end
   end
   local mats = {nfm = {}, agop = {}}
   local imgs = dataset(s, 'train', opt.source_limit).images
@@ -174,14 +168,17 @@ for _, t in ipairs(targets) do
   for _, r in ipairs(rules) do
     local srcs = SOURCE_RULES[r] and sources or {'-'}
     for _, s in ipairs(srcs) do
-      for seed = 1, opt.seeds do jobs[#jobs + 1] = {target = t, rule = r, source = s, seed = seed} end
+      for seed = 1, opt.seeds do
+        jobs[#jobs + 1] = {target = t, rule = r, source = s, seed = seed,
+          key = string.format('%s|%s|%s|%d', t, r, s, seed)}
+      end
     end
   end
 end
 
-for j, job in ipairs(jobs) do
-  local key = string.format('%s|%s|%s|%d', job.target, job.rule, job.source, job.seed)
-  if done[key] then goto continue end
+-- the runs are independent: under mpirun, dist.sweep hands them to the ranks (each one a
+-- world of its own) and rank 0 merges the results into runs.json after every round
+done = dist.sweep(jobs, function(job, j)
   do
     local train_set = dataset(job.target, 'train', opt.train_limit)
     local test_set = dataset(job.target, 'test', opt.test_limit)
@@ -200,13 +197,11 @@ for j, job in ipairs(jobs) do
     if not ok then
       if not tostring(r):find('train: loss is') then error(r, 0) end
       -- a rule whose network diverges is a result, not a failure of the study
-      done[key] = {target = job.target, rule = job.rule, source = job.source, seed = job.seed,
-        acc_init = acc0, diverged = true, error = tostring(r), init_seconds = init_seconds,
-        corr_init_final = {}, curve = {}}
-      save_runs()
       log('%3d/%d %-14s %-14s source %-13s seed %d: diverged (%s)', j, #jobs, job.target, job.rule,
         job.source, job.seed, tostring(r):match('loss is %S+ at step %d+') or tostring(r))
-      goto continue
+      return {target = job.target, rule = job.rule, source = job.source, seed = job.seed,
+        acc_init = acc0, diverged = true, error = tostring(r), init_seconds = init_seconds,
+        corr_init_final = {}, curve = {}}
     end
     local corr = {}
     for l, conv in ipairs(model.convs) do corr[l] = features.corr(nfm0[l], features.nfm(conv)) end
@@ -217,16 +212,15 @@ for j, job in ipairs(jobs) do
         if row.step <= LOSS_STEP then loss100 = row.loss end -- the window ending at step 100
       end
     end
-    done[key] = {target = job.target, rule = job.rule, source = job.source, seed = job.seed,
+    log('%3d/%d %-14s %-14s source %-13s seed %d: epoch-1 acc %.2f%%, final %.2f%% (init %.2fs)', j, #jobs,
+      job.target, job.rule, job.source, job.seed, 100 * (r.test_acc[1] or 0), 100 * r.final_test_acc, init_seconds)
+    return {target = job.target, rule = job.rule, source = job.source, seed = job.seed,
       acc_init = acc0, acc_epoch1 = r.test_acc[1], acc_final = r.final_test_acc,
       loss100 = loss100, corr_init_final = corr, curve = curve, seconds = r.seconds,
       init_seconds = init_seconds, diverged = false}
-    save_runs()
-    log('%3d/%d %-14s %-14s source %-13s seed %d: epoch-1 acc %.2f%%, final %.2f%% (init %.2fs)', j, #jobs,
-      job.target, job.rule, job.source, job.seed, 100 * (r.test_acc[1] or 0), 100 * r.final_test_acc, init_seconds)
   end
-  ::continue::
-end
+end, {done = done, on_result = function(key, result) done[key] = result save_runs() end})
+if not dist.is_root() then return end -- what follows writes the report
 
 -- 3. the report: mean ± std over seeds
 local function stats(xs)

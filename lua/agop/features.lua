@@ -143,10 +143,12 @@ end
 ---           on stderr per batch; or function(done, n)), power = false (a number a > 0:
 ---           also return G_l^a, computed from the rank-c_out factorization),
 ---           layers = false (a list of conv indices: only those; the result then
----           holds nil for the others), probes = false (a number k: the sketched AGOP,
----           k Gaussian seeds v ~ N(0, I_C) per image instead of the C one-hot ones;
----           E[J^T v v^T J] = J^T J, so it is unbiased, with k backward passes instead of
----           C), seed = 1 (the probes' generator seed; or generator = an agop.Generator)
+---           holds nil for the others), expand = true (false: only the factors S_l / n;
+---           the first two results are nil - for sums over many blocks of images),
+---           probes = false (a number k: the sketched AGOP, k Gaussian seeds
+---           v ~ N(0, I_C) per image instead of the C one-hot ones; E[J^T v v^T J] = J^T J,
+---           so it is unbiased, with k backward passes instead of C), seed = 1 (the
+---           probes' generator seed; or generator = an agop.Generator)
 --- n in G = W^T S W / n is the number of images. The third result holds each layer's
 --- inner factor S_l / n as a float32 (c_out, c_out) tensor; G_l and G_l^power are computed
 --- from it as rounded, so features.agop_expand(S_l / n, conv_l [, power]) returns them
@@ -160,8 +162,8 @@ function features.agop(model, images, opts)
   end
   images = check_images(who, images)
   opts = util.options(opts, {batch = 100, classes = false, progress = false, power = false,
-                             layers = false, probes = false, seed = 1, generator = false},
-                      who)
+                             layers = false, expand = true, probes = false, seed = 1,
+                             generator = false}, who)
   local probes = opts.probes
   if probes ~= false and (math.type(probes) ~= 'integer' or probes < 1) then
     error(fmt('%s: probes must be a positive integer, got %s', who, tostring(probes)), 2)
@@ -214,8 +216,12 @@ function features.agop(model, images, opts)
 
   local was_training = model.training
   model:evaluate()
+  -- under mpirun, rank r takes batches r+1, r+1+size, ... and the S_l are summed below;
+  -- whole batches, so each image's gradients are those of one process
+  local dist = require('agop.dist')
+  local rank, size = dist.rank(), dist.size()
   local ok, err = pcall(function()
-    for first = 1, n, opts.batch do
+    for first = 1 + rank * opts.batch, n, opts.batch * size do
       local b = math.min(opts.batch, n - first + 1)
       local x = images:narrow(1, first, b):contiguous()
       local logits = model:forward(x)
@@ -247,18 +253,19 @@ function features.agop(model, images, opts)
                     .. 'nested nn.Sequential?)', seen, nwanted), 0)
         end
       end
-      if progress then progress(first + b - 1, n) end
+      if progress and rank == 0 then progress(math.min(n, first - 1 + size * b), n) end
     end
   end)
   if was_training then model:train() end
   if not ok then error(who .. ': ' .. tostring(err), 2) end
+  for l = 1, #convs do if acc[l] then dist.allreduce(acc[l]) end end
   if opts.progress == true and agop.isatty(2) then io.stderr:write('\n') end
 
-  local gs, ps, ss = {}, opts.power and {} or nil, {}
+  local gs, ps, ss = opts.expand and {} or nil, opts.expand and opts.power and {} or nil, {}
   for l, conv in ipairs(convs) do
     if wanted[l] then
       ss[l] = acc[l]:tensor(n * (probes or 1)) -- S / n, rounded to float32 once
-      gs[l] = from_factor(ss[l], conv.weight)
+      if gs then gs[l] = from_factor(ss[l], conv.weight) end
       if ps then ps[l] = from_factor(ss[l], conv.weight, opts.power) end
     end
   end

@@ -246,48 +246,63 @@ init.register('torch_default', function(w, info, ctx)
 end, "PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias")
 
 -- ------------------------------------------------------------------------------------
+-- covariance rules: each filter (row) drawn i.i.d. from N(0, Σ), Σ = scale · V f(Λ) Vᵀ
+-- with M = V Λ Vᵀ a source matrix. init.covariances[name](info, ctx) -> M, f, scale.
+
+init.covariances = {}
+
+local function cov_rule(name, cov, doc)
+  init.covariances[name] = cov
+  init.register(name, function(w, info, ctx)
+    local M, f, scale = cov(info, ctx, w)
+    return init.draw_rows(w, M, f, scale, ctx.generator)
+  end, doc)
+end
+
 -- the seed study's rules, exactly as it defined them
 
-init.register('nfm', function(w, info, ctx)
+cov_rule('nfm', function(info, ctx)
   local N = init.source(ctx, 'nfm', info.layer)
-  return init.draw_rows(w, N, init.shift, 1 / trace(N), ctx.generator)
+  return N, init.shift, 1 / trace(N)
 end, 'seed: rows ~ N(0, shift(N) / tr(N)), N the source CNFM')
 
-init.register('agop', function(w, info, ctx)
+cov_rule('agop', function(info, ctx)
   local S = agop_sqrt(ctx, info.layer)
-  return init.draw_rows(w, S, init.shift, 1 / trace(S), ctx.generator)
+  return S, init.shift, 1 / trace(S)
 end, 'seed: rows ~ N(0, shift(G^1/2) / tr(G^1/2)), G the source AGOP')
 
-init.register('kaiming_nfm', function(w, info, ctx)
-  local N = init.source(ctx, 'nfm', info.layer)
-  return init.draw_rows(w, N, init.shift, math.sqrt(2 / info.fan_in), ctx.generator)
+cov_rule('kaiming_nfm', function(info, ctx)
+  return init.source(ctx, 'nfm', info.layer), init.shift, math.sqrt(2 / info.fan_in)
 end, 'seed: rows ~ N(0, sqrt(2 / fan_in) shift(N))')
 
-init.register('kaiming_agop', function(w, info, ctx)
-  local S = agop_sqrt(ctx, info.layer)
-  return init.draw_rows(w, S, init.shift, math.sqrt(2 / info.fan_in) / 100, ctx.generator)
+cov_rule('kaiming_agop', function(info, ctx)
+  return agop_sqrt(ctx, info.layer), init.shift, math.sqrt(2 / info.fan_in) / 100
 end, 'seed: rows ~ N(0, sqrt(2 / fan_in) shift(G^1/2) / 100)')
 
 -- ------------------------------------------------------------------------------------
 -- ours: covariance proportional to the source, at Kaiming's scale
 
 --- Σ = c M⁺ (negative eigenvalues clipped) with tr(Σ) = E‖w‖² = 2 d / fan_in (Kaiming's,
---- = 2 for a conv filter).
-local function scaled(w, M, info, ctx)
-  local d = w:numel() // w:size(1)
+--- = 2 for a conv filter): M, init.clip and c.
+local function scaled_cov(M, info, d)
   local lam = init.clip(M:eig():totable())
   local tr = 0
   for _, v in ipairs(lam) do tr = tr + v end
   if tr <= 0 then error(string.format('init: source matrix of layer %d is zero', info.layer), 0) end
-  return init.draw_rows(w, M, init.clip, 2 * d / info.fan_in / tr, ctx.generator)
+  return M, init.clip, 2 * d / info.fan_in / tr
 end
 
-init.register('nfm_scaled', function(w, info, ctx)
-  return scaled(w, init.source(ctx, 'nfm', info.layer), info, ctx)
+local function scaled(w, M, info, ctx)
+  local _, f, sc = scaled_cov(M, info, w:numel() // w:size(1))
+  return init.draw_rows(w, M, f, sc, ctx.generator)
+end
+
+cov_rule('nfm_scaled', function(info, ctx, w)
+  return scaled_cov(init.source(ctx, 'nfm', info.layer), info, w:numel() // w:size(1))
 end, 'ours: rows ~ N(0, Σ), Σ ∝ N (clipped), E|w|^2 as Kaiming')
 
-init.register('agop_scaled', function(w, info, ctx)
-  return scaled(w, agop_sqrt(ctx, info.layer), info, ctx)
+cov_rule('agop_scaled', function(info, ctx, w)
+  return scaled_cov(agop_sqrt(ctx, info.layer), info, w:numel() // w:size(1))
 end, 'ours: rows ~ N(0, Σ), Σ ∝ G^1/2 (clipped), E|w|^2 as Kaiming')
 
 init.register('agop_at_init', function(w, info, ctx)
@@ -303,5 +318,63 @@ init.register('agop_at_init', function(w, info, ctx)
   ctx.cost_seconds = (ctx.cost_seconds or 0) + (agop.time() - t0)
   return w
 end, 'ours: from Kaiming, layer by layer, redraw from the current net\'s AGOP^1/2 on ctx.batch')
+
+-- ------------------------------------------------------------------------------------
+-- controls: what of a covariance rule's Σ matters - its norm, its spectrum, its subspace?
+-- ctx.match names the covariance rule whose Σ they take apart (default 'nfm').
+
+--- The eigenvalues (a list, ascending, >= 0) and eigenvectors (columns of a d x d tensor)
+--- of the Σ that covariance rule `name` would draw this layer's filters from.
+function init.spectrum(name, info, ctx, w)
+  local cov = init.covariances[name]
+  if not cov then
+    error(string.format("init: ctx.match must name a covariance rule (%s), got '%s'",
+      table.concat(util.keys(init.covariances), ', '), tostring(name)), 0)
+  end
+  local M, f, scale = cov(info, ctx, w)
+  local vals, vecs = M:eig()
+  local lam = f(vals:totable())
+  for i, v in ipairs(lam) do lam[i] = math.max(v, 0) * scale end
+  return lam, vecs
+end
+
+local function sum(xs)
+  local s = 0
+  for _, v in ipairs(xs) do s = s + v end
+  return s
+end
+
+-- rows z (c_out x k) D Bᵀ with D = diag(sqrt(lam)) (k) and B (d x k): covariance B D² Bᵀ
+local function draw_in_basis(w, lam, B, gen)
+  local k = #lam
+  local s = agop.zeros(k)
+  for i = 1, k do s[i] = math.sqrt(lam[i]) end
+  local z = agop.randn(gen, w:size(1), k)
+  w:copy((z * s):mm(B:t()):view(w:size()))
+  return w
+end
+
+init.register('iso_matched', function(w, info, ctx)
+  local lam = init.spectrum(ctx.match or 'nfm', info, ctx, w)
+  return w:normal_(0, math.sqrt(sum(lam) / #lam), ctx.generator)
+end, "control: N(0, tr(Σ)/d I), Σ the ctx.match rule's: its expected filter norm only")
+
+init.register('spectrum_matched', function(w, info, ctx)
+  local lam = init.spectrum(ctx.match or 'nfm', info, ctx, w)
+  local d = #lam
+  local a = agop.randn(ctx.generator, d, d)
+  local _, q = a:mm(a:t()):eig() -- a Haar-random orthogonal basis
+  return draw_in_basis(w, lam, q, ctx.generator)
+end, "control: Σ's eigenvalues (ctx.match rule) with random orthogonal eigenvectors")
+
+init.register('subspace_matched', function(w, info, ctx)
+  local lam, vecs = init.spectrum(ctx.match or 'nfm', info, ctx, w)
+  local d, cout = #lam, w:size(1)
+  local k = math.min(cout, d)
+  local flat = {}
+  for i = 1, k do flat[i] = sum(lam) / k end
+  -- eigenvalues ascend: the top k eigenvectors are the last k columns
+  return draw_in_basis(w, flat, vecs:narrow(2, d - k + 1, k), ctx.generator)
+end, "control: Σ's top-c_out eigenvectors (ctx.match rule) with a flat spectrum, same trace")
 
 return init

@@ -16,18 +16,70 @@ report.seed_table1 = {
 local Run = {}
 Run.__index = Run
 
---- Opens the run folder `out` for `script`; run.json records config, versions, timings.
+-- A command-line word as a POSIX shell reads it back ('it''s' quoted when needed).
+local function shell_word(w)
+  w = tostring(w)
+  if w ~= '' and not w:find("[^%w%-%+_%./=:,@%%]") then return w end
+  return "'" .. w:gsub("'", "'\\''") .. "'"
+end
+
+--- The exact command of this process: agoplua, the script and its arguments, quoted so
+--- that pasting it into a shell runs the same thing.
+function report.command(script)
+  local words = {'agoplua', script}
+  for i = 1, (arg and #arg or 0) do words[#words + 1] = shell_word(arg[i]) end
+  return table.concat(words, ' ')
+end
+
+--- {commit = sha, dirty = bool, changed = {files}} of the git checkout that holds the
+--- Lua library (so the code that ran), or {error = reason} when git cannot tell. dirty
+--- counts tracked files with changes (untracked files, such as new results, do not).
+function report.git_info()
+  local here = package.searchpath('agop.report', package.path)
+  local root = here and here:match('^(.*)/lua/agop/report%.lua$')
+  if not root then return {error = 'the Lua library is not inside a checkout'} end
+  local function sh(cmd)
+    local p = io.popen(string.format("git -C %s %s 2>/dev/null", shell_word(root), cmd))
+    if not p then return nil end
+    local out = p:read('a')
+    local ok = p:close()
+    return ok and out or nil
+  end
+  local commit = sh('rev-parse HEAD')
+  if not commit or not commit:match('^%x+') then
+    return {error = 'git rev-parse failed in ' .. root}
+  end
+  local status = sh('status --porcelain --untracked-files=no') or ''
+  local changed = {}
+  for line in status:gmatch('[^\n]+') do changed[#changed + 1] = line:sub(4) end
+  return {commit = commit:match('^%x+'), dirty = #changed > 0, changed = changed}
+end
+
+-- The thread counts in force now: OpenMP's (our kernels) and OpenBLAS's.
+local function thread_counts()
+  return agop.get_threads(), agop.blas_info().threads
+end
+
+--- Opens the run folder `out` for `script`; run.json records config, versions, timings,
+--- the git commit (and whether the tree was dirty), the thread counts actually used
+--- (at the start and again at the end) and the exact command.
 function report.run(out, script, config)
   util.mkdir(out)
   local blas = agop.blas_info()
+  local omp, ob = thread_counts()
   local self = setmetatable({out = out, t0 = agop.time(), info = {
     script = script, config = config,
-    command = 'agoplua ' .. script .. (arg and #arg > 0 and ' ' .. table.concat(arg, ' ') or ''),
+    command = report.command(script),
+    cwd = os.getenv('PWD'),
+    env = {AGOP_THREADS = os.getenv('AGOP_THREADS'),
+      OPENBLAS_CORETYPE = os.getenv('OPENBLAS_CORETYPE'),
+      OMP_NUM_THREADS = os.getenv('OMP_NUM_THREADS')},
+    git = report.git_info(),
     started = os.date('!%Y-%m-%dT%H:%M:%SZ'),
     seed = config.seed,
     versions = {agoplua = agop.version, lua = _VERSION, openblas = blas.config,
       openblas_core = blas.core, libpng = agop.libpng_version},
-    threads = agop.get_threads(),
+    threads = omp, openblas_threads = ob,
     timings = {},
   }}, Run)
   return self
@@ -62,6 +114,8 @@ function Run:finish(metrics)
   local hwm = agop.memory()
   self.info.peak_memory_bytes = hwm
   self.info.finished = os.date('!%Y-%m-%dT%H:%M:%SZ')
+  -- a script may change the thread count after report.run: the counts at the end win
+  self.info.threads, self.info.openblas_threads = thread_counts()
   util.write_file(self:path('run.json'), json.encode(self.info, {indent = 2}) .. '\n')
 end
 
@@ -228,37 +282,120 @@ end
 
 local function f3(x) return x and string.format('%.3f', x) or '-' end
 
---- Table 1 from per-layer rows: {text=, markdown=, csv=}.
+-- The columns of Table 1, in CSV order: key (CSV name) and Markdown header. The first
+-- nine are the original table's; the rest are issue 14's nulls, off-diagonal ρ and CIs.
+report.table1_columns = {
+  {'weight_change', '‖W−W₀‖/‖W₀‖'},
+  {'corr_init_trained', 'ρ(init CNFM, trained CNFM)'},
+  {'corr_nfm_agop', 'ρ(CNFM, AGOP)'},
+  {'corr_nfm_sqrt_agop', 'ρ(CNFM, AGOP^½)'},
+  {'cos_init_trained', 'cos(init, trained)'},
+  {'cos_nfm_agop', 'cos(CNFM, AGOP)'},
+  {'cos_nfm_sqrt_agop', 'cos(CNFM, AGOP^½)'},
+  {'corr_init_nfm_sqrt_agop', 'control: ρ(CNFM, AGOP^½) at init'},
+  {'null_rho_nfm_nfm_half', 'null: ρ(CNFM, CNFM^½)'},
+  {'null_rho_init', 'null at init: ρ(N₀, N₀^½)'},
+  {'ci_low', 'CI low'},
+  {'ci_high', 'CI high'},
+  {'corr_nfm_sqrt_agop_offdiag', 'ρ(CNFM, AGOP^½) off-diag'},
+  {'ci_low_offdiag', 'CI low off-diag'},
+  {'ci_high_offdiag', 'CI high off-diag'},
+  {'corr_init_trained_offdiag', 'ρ(init, trained CNFM) off-diag'},
+}
+
+local TABLE1_NOTE = '‖W−W₀‖/‖W₀‖: how far training moved the layer\'s weights from their initial values. ' ..
+  'ρ: Pearson correlation over matrix entries; cos: cosine similarity (uncentered); off-diag: ρ over the ' ..
+  'entries i ≠ j only (without the shared diagonal). ' ..
+  'Control: the same correlation for the untrained network (its CNFM and AGOP^½ on the same images). ' ..
+  'Null: ρ(N, N^½), what ρ(CNFM, AGOP^½) would be if the conv outputs\' gradient covariance S were a ' ..
+  'multiple of the identity (G = WᵀSW), i.e. with nothing learned about the data. ' ..
+  'CI: 95 % percentile bootstrap over the AGOP images (run.json: "bootstrap"). ' ..
+  'AGOP^½ is the patch-AGOP\'s matrix square root (negative eigenvalues clipped). ' ..
+  'Seed columns: the reference study (VGG11 on MNIST, AGOP^½ over 10 classes and 11 images).'
+
+--- Table 1 from per-layer rows: {text=, markdown=, csv=}. Missing values print as '-'
+--- (Markdown, text) or an empty cell (CSV).
 function report.table1(rows)
   local seed = report.seed_table1
-  local text = {string.format('%-6s %-14s %8s %10s %10s %10s %10s %10s   %s',
-    'layer', 'weight', '|dW|/|W0|', 'init~trn', 'nfm~agop', 'nfm~agop½', 'cos n~a½', 'at init', 'seed: init~trn nfm~agop½')}
-  local md = {
-    '| layer | weight | ‖W−W₀‖/‖W₀‖ | ρ(init CNFM, trained CNFM) | ρ(CNFM, AGOP) | ρ(CNFM, AGOP^½) | cos(init, trained) | cos(CNFM, AGOP) | cos(CNFM, AGOP^½) | control: ρ(CNFM, AGOP^½) at init | seed ρ(init, trained) | seed ρ(CNFM, AGOP^½) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|'}
-  local csv = {'layer,weight_shape,weight_change,corr_init_trained,corr_nfm_agop,corr_nfm_sqrt_agop,cos_init_trained,cos_nfm_agop,cos_nfm_sqrt_agop,corr_init_nfm_sqrt_agop,seed_corr_init_trained,seed_corr_nfm_sqrt_agop'}
+  local cols = report.table1_columns
+  local text = {string.format('%-6s %-14s %8s %10s %10s %10s %10s %10s %16s   %s',
+    'layer', 'weight', '|dW|/|W0|', 'init~trn', 'nfm~agop', 'nfm~agop½', 'null n~n½', 'at init',
+    '95% CI', 'seed: init~trn nfm~agop½')}
+  local head, keys = {'layer', 'weight'}, {'layer', 'weight_shape'}
+  for _, c in ipairs(cols) do head[#head + 1], keys[#keys + 1] = c[2], c[1] end
+  head[#head + 1], head[#head + 2] = 'seed ρ(init, trained)', 'seed ρ(CNFM, AGOP^½)'
+  keys[#keys + 1], keys[#keys + 2] = 'seed_corr_init_trained', 'seed_corr_nfm_sqrt_agop'
+  local md = {'| ' .. table.concat(head, ' | ') .. ' |', '|' .. string.rep('---|', #head)}
+  local csv = {table.concat(keys, ',')}
   for l, r in ipairs(rows) do
-    text[#text + 1] = string.format('%-6d %-14s %8s %10s %10s %10s %10s %10s   %14s %8s', l, r.shape,
-      f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
-      f3(r.cos_nfm_sqrt_agop), f3(r.corr_init_nfm_sqrt_agop), f3(seed.corr_init_trained[l]),
-      f3(seed.corr_nfm_agop[l]))
-    md[#md + 1] = string.format('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |', l, r.shape,
-      f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop), f3(r.corr_nfm_sqrt_agop),
-      f3(r.cos_init_trained), f3(r.cos_nfm_agop), f3(r.cos_nfm_sqrt_agop), f3(r.corr_init_nfm_sqrt_agop),
+    text[#text + 1] = string.format('%-6d %-14s %8s %10s %10s %10s %10s %10s %16s   %14s %8s', l,
+      r.shape, f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop),
+      f3(r.corr_nfm_sqrt_agop), f3(r.null_rho_nfm_nfm_half), f3(r.corr_init_nfm_sqrt_agop),
+      r.ci_low and string.format('[%.3f, %.3f]', r.ci_low, r.ci_high) or '-',
       f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l]))
-    csv[#csv + 1] = string.format('%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%s,%s', l, r.shape,
-      r.weight_change, r.corr_init_trained, r.corr_nfm_agop, r.corr_nfm_sqrt_agop, r.cos_init_trained,
-      r.cos_nfm_agop, r.cos_nfm_sqrt_agop, r.corr_init_nfm_sqrt_agop and string.format('%.6f', r.corr_init_nfm_sqrt_agop) or '',
-      seed.corr_init_trained[l] or '', seed.corr_nfm_agop[l] or '')
+    local mcells, ccells = {tostring(l), r.shape}, {tostring(l), r.shape}
+    for _, c in ipairs(cols) do
+      local v = r[c[1]]
+      mcells[#mcells + 1] = f3(v)
+      ccells[#ccells + 1] = v and string.format('%.6f', v) or ''
+    end
+    mcells[#mcells + 1], mcells[#mcells + 2] = f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l])
+    ccells[#ccells + 1] = tostring(seed.corr_init_trained[l] or '')
+    ccells[#ccells + 1] = tostring(seed.corr_nfm_agop[l] or '')
+    md[#md + 1] = '| ' .. table.concat(mcells, ' | ') .. ' |'
+    csv[#csv + 1] = table.concat(ccells, ',')
   end
   md[#md + 1] = ''
-  md[#md + 1] = '‖W−W₀‖/‖W₀‖: how far training moved the layer\'s weights from their initial values. ' ..
-    'ρ: Pearson correlation over matrix entries; cos: cosine similarity (uncentered). ' ..
-    'Control: the same correlation for the untrained network (its CNFM and AGOP^½ on the same images). ' ..
-    'AGOP^½ is the patch-AGOP\'s matrix square root (negative eigenvalues clipped). ' ..
-    'Seed columns: the reference study (VGG11 on MNIST, AGOP^½ over 10 classes and 11 images).'
+  md[#md + 1] = TABLE1_NOTE
   return {text = table.concat(text, '\n'), markdown = table.concat(md, '\n') .. '\n',
     csv = table.concat(csv, '\n') .. '\n'}
+end
+
+--- Table 1 over training seeds: per_seed[i] is seed seeds[i]'s list of rows (as
+--- report.table1 takes them), accs[i] its test accuracy. Every numeric column becomes
+--- <key>_mean and <key>_std (sample std over seeds). Returns {markdown=, csv=, rows=}.
+function report.table1_seeds(per_seed, seeds, accs)
+  local stats = require('agop.stats')
+  local cols = report.table1_columns
+  local nl = #per_seed[1]
+  local out_rows = {}
+  local keys = {'layer', 'weight_shape'}
+  for _, c in ipairs(cols) do keys[#keys + 1], keys[#keys + 2] = c[1] .. '_mean', c[1] .. '_std' end
+  keys[#keys + 1] = 'seeds'
+  local csv = {table.concat(keys, ',')}
+  local shown = {'weight_change', 'corr_init_trained', 'corr_nfm_sqrt_agop',
+    'null_rho_nfm_nfm_half', 'corr_init_nfm_sqrt_agop', 'corr_nfm_sqrt_agop_offdiag',
+    'corr_init_trained_offdiag'}
+  local title = {}
+  for _, c in ipairs(cols) do title[c[1]] = c[2] end
+  local mhead = {'layer', 'weight'}
+  for _, k in ipairs(shown) do mhead[#mhead + 1] = title[k] end
+  local md = {'| ' .. table.concat(mhead, ' | ') .. ' |', '|' .. string.rep('---|', #mhead)}
+  for l = 1, nl do
+    local r = {layer = l, shape = per_seed[1][l].shape, seeds = #per_seed}
+    local cells = {tostring(l), r.shape}
+    for _, c in ipairs(cols) do
+      local xs = {}
+      for i = 1, #per_seed do xs[i] = per_seed[i][l][c[1]] or 0 / 0 end
+      local m, sd, n = stats.mean_std(xs)
+      r[c[1]] = {mean = m, std = sd, n = n}
+      cells[#cells + 1] = m and string.format('%.6f', m) or ''
+      cells[#cells + 1] = sd and string.format('%.6f', sd) or ''
+    end
+    cells[#cells + 1] = tostring(#per_seed)
+    csv[#csv + 1] = table.concat(cells, ',')
+    local mc = {tostring(l), r.shape}
+    for _, k in ipairs(shown) do mc[#mc + 1] = stats.pm(r[k].mean, r[k].std, r[k].n, '%.3f') end
+    md[#md + 1] = '| ' .. table.concat(mc, ' | ') .. ' |'
+    out_rows[l] = r
+  end
+  local am, asd, an = stats.mean_std(accs)
+  md[#md + 1] = ''
+  md[#md + 1] = string.format('Mean ± sample std over %d training seeds (%s); test accuracy %s %%. ' ..
+    'Each seed\'s full table: seed<k>/table1.md.', #per_seed, table.concat(seeds, ', '),
+    stats.pm(am and 100 * am, asd and 100 * asd, an))
+  return {markdown = table.concat(md, '\n') .. '\n', csv = table.concat(csv, '\n') .. '\n',
+    rows = out_rows}
 end
 
 -- ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ local agop = require('agop')
 local util = require('agop.util')
 local optim = require('agop.optim')
 local json = require('agop.json')
+local dist = require('agop.dist')
 
 local train = {}
 
@@ -34,7 +35,8 @@ function train.evaluate(model, set, batch)
   model:evaluate()
   local n = set.images:size(1)
   local correct, loss_sum = 0, 0
-  for i = 1, n, batch do
+  local rank, size = dist.rank(), dist.size() -- under mpirun: every size-th batch, summed
+  for i = 1 + rank * batch, n, batch * size do
     local m = math.min(batch, n - i + 1)
     local x = set.images:narrow(1, i, m)
     local y = set.labels:narrow(1, i, m)
@@ -44,6 +46,7 @@ function train.evaluate(model, set, batch)
     correct = correct + train.count_correct(out, y)
   end
   if was_training then model:train() end
+  if size > 1 then correct, loss_sum = table.unpack(dist.allreduce({correct, loss_sum})) end
   return correct / n, loss_sum / n
 end
 
@@ -146,6 +149,10 @@ end
 --- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
 function train.fit(model, train_set, test_set, opts)
   local cfg = util.options(opts, train.defaults, 'train')
+  -- under mpirun: every rank takes its shard of each global batch, and rank 0 alone
+  -- prints, writes checkpoints and logs
+  local rank, size = dist.rank(), dist.size()
+  if rank ~= 0 then cfg.quiet = true end
   if cfg.threads > 0 then agop.set_threads(cfg.threads) end
   local n = train_set.images:size(1)
   if train_set.labels:size(1) ~= n then
@@ -160,11 +167,11 @@ function train.fit(model, train_set, test_set, opts)
   local shuffle = agop.Generator(cfg.seed)
   local tty = cfg.progress == true or (cfg.progress == 'auto' and agop.isatty(1))
   local ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil
-  if ckpt then util.mkdir(cfg.out) end
+  if ckpt and rank == 0 then util.mkdir(cfg.out) end
 
   local st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}}
   local resumed_from
-  if cfg.resume and ckpt and util.exists(ckpt) then
+  if cfg.resume and ckpt and dist.broadcast(rank == 0 and util.exists(ckpt)) then
     local s, rng = load_checkpoint(ckpt, params, opt)
     st = s
     shuffle:set_state(rng)
@@ -176,7 +183,7 @@ function train.fit(model, train_set, test_set, opts)
   local last_good = ckpt and util.exists(ckpt) and ckpt or 'none written yet'
 
   local function checkpoint(epoch_state)
-    if ckpt and cfg.checkpoint then
+    if ckpt and cfg.checkpoint and rank == 0 then
       save_checkpoint(ckpt, params, opt, st, epoch_state)
       last_good = ckpt
     end
@@ -195,21 +202,33 @@ function train.fit(model, train_set, test_set, opts)
         if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
         local i0 = (b - 1) * bs
         local m = math.min(bs, n - i0)
-        local idx = table.move(perm, i0 + 1, i0 + m, 1, {})
-        local x = train_set.images:index_select(1, idx)
-        local y = train_set.labels:index_select(1, idx)
+        local first, mr = dist.shard(m, rank, size) -- this rank's images of the batch
         model:zeroGrad()
-        local out = model:forward(x)
-        local loss, gout = agop.cross_entropy(out, y)
+        local loss, correct = 0, 0
+        if mr > 0 then
+          local idx = table.move(perm, i0 + first, i0 + first + mr - 1, 1, {})
+          local x = train_set.images:index_select(1, idx)
+          local y = train_set.labels:index_select(1, idx)
+          local out = model:forward(x)
+          local gout
+          loss, gout = agop.cross_entropy(out, y)
+          -- the shard's mean loss weighs mr/m in the batch's: summed gradients = 1 rank's
+          if size > 1 then gout:mul_(mr / m) end
+          model:backward(x, gout)
+          correct = train.count_correct(out, y)
+        end
+        if size > 1 then -- one allreduce of the flat gradient buffer per step
+          dist.allreduce(grads)
+          local sum = dist.allreduce({loss * mr, correct})
+          loss, correct = sum[1] / m, sum[2]
+        end
         if loss ~= loss or loss == math.huge or loss == -math.huge then
           error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
             tostring(loss), st.step + 1, st.epoch, b, last_good), 0)
         end
-        model:backward(x, gout)
         local lr = opt:get_lr()
         opt:step(params, grads)
         st.step, st.batch, st.images = st.step + 1, b, st.images + m
-        local correct = train.count_correct(out, y)
         win_loss, win_correct, win_n = win_loss + loss * m, win_correct + correct, win_n + m
         ep_loss, ep_correct, ep_n = ep_loss + loss * m, ep_correct + correct, ep_n + m
         local now = agop.time()
@@ -262,10 +281,10 @@ function train.fit(model, train_set, test_set, opts)
     end
     st.epoch, st.batch = st.epoch + 1, 0
     checkpoint(shuffle:get_state())
-    if cfg.out ~= '' then write_log(cfg.out .. '/train_log.csv', st.log) end
+    if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
     if cfg.on_epoch then cfg.on_epoch(st.epoch - 1, acc, st) end
   end
-  if cfg.out ~= '' then write_log(cfg.out .. '/train_log.csv', st.log) end
+  if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
   return {
     test_acc = st.test_acc, final_test_acc = st.test_acc[#st.test_acc],
     steps = st.step, seconds = st.seconds,

@@ -118,4 +118,30 @@ function util.write_file(path, text)
   if not ok then error(tostring(err), 2) end
 end
 
+--- The words of a comma- (or space-) separated list: 'a, b,c' -> {'a', 'b', 'c'}.
+function util.split(s)
+  local out = {}
+  for w in s:gmatch('[^,%s]+') do out[#out + 1] = w end
+  return out
+end
+
+--- The rows of a simple CSV file (no quoted cells) as tables keyed by the header's
+--- names; cells are strings, or numbers with opts.numbers (an empty cell is then nil).
+function util.read_csv(path, opts)
+  local rows, header = {}, nil
+  for line in io.lines(path) do
+    local cells = {}
+    for c in (line .. ','):gmatch('([^,]*),') do cells[#cells + 1] = c end
+    if not header then header = cells
+    else
+      local r = {}
+      for i, k in ipairs(header) do
+        if opts and opts.numbers then r[k] = tonumber(cells[i]) else r[k] = cells[i] end
+      end
+      rows[#rows + 1] = r
+    end
+  end
+  return rows
+end
+
 return util

@@ -171,3 +171,49 @@ function TestInit:test_registry_errors()
   lu.assertFalse(ok)
   lu.assertStrContains(err, 'does not fit filters of 9 entries')
 end
+
+function TestInit:test_controls_keep_norm_spectrum_or_subspace_of_the_matched_rule()
+  local lam = {0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 6}
+  local N = source_with_eigs(lam, 17)
+  local src = {nfm = {N}}
+  local sigma = expected(N, init.shift, 1 / trace(N)) -- the seed's nfm rule, tr = 1
+  local m = model_with(COUT, 2, 2)
+  -- iso_matched: tr(Σ)/d I, the nfm rule's expected filter norm and nothing else
+  init.apply(m, 'iso_matched', {generator = agop.Generator(18), source = src, match = 'nfm'})
+  local C = empirical_cov(m.convs[1].weight)
+  local want = agop.zeros(8, 8)
+  for i = 1, 8 do want:set(i, i, 1 / 8) end
+  lu.assertTrue(rel_err(C, want) < 0.06, 'iso relative error ' .. rel_err(C, want))
+  -- spectrum_matched: Σ's eigenvalues, but not Σ's eigenvectors
+  init.apply(m, 'spectrum_matched', {generator = agop.Generator(19), source = src})
+  C = empirical_cov(m.convs[1].weight)
+  local got, ref = C:eig():totable(), sigma:eig():totable()
+  for i = 1, 8 do lu.assertAlmostEquals(got[i], ref[i], 0.06 * ref[8], 'eigenvalue ' .. i) end
+  lu.assertTrue(rel_err(C, sigma) > 0.3, 'spectrum_matched kept the eigenvectors')
+  -- with nfm_scaled as the matched rule the trace is Kaiming's, 2
+  init.apply(m, 'spectrum_matched', {generator = agop.Generator(20), source = src, match = 'nfm_scaled'})
+  lu.assertAlmostEquals(trace(empirical_cov(m.convs[1].weight)), 2, 0.1)
+  -- subspace_matched with 3 filters of 8 entries: every filter in Σ's top-3 eigenspace,
+  -- E|w|^2 = tr(Σ) = 1, equal spread over the 3 directions
+  local _, vecs = sigma:eig()
+  local top = vecs:narrow(2, 6, 3)
+  local P = top:mm(top:t())
+  local small = model_with(3, 2, 2)
+  local norm2, along = 0, {0, 0, 0}
+  local draws = 1500
+  for k = 1, draws do
+    init.apply(small, 'subspace_matched', {generator = agop.Generator(100 + k), source = src})
+    local r = small.convs[1].weight:contiguous():view(3, 8)
+    local out = r - r:mm(P)
+    lu.assertTrue(out:abs():max() < 1e-4 * r:abs():max(), 'a filter leaves the top subspace')
+    norm2 = norm2 + (r * r):sum() / 3
+    local c = r:mm(top)
+    for j = 1, 3 do along[j] = along[j] + (c:narrow(2, j, 1) * c:narrow(2, j, 1)):sum() / 3 end
+  end
+  lu.assertAlmostEquals(norm2 / draws, 1, 0.05)
+  for j = 1, 3 do lu.assertAlmostEquals(along[j] / draws, 1 / 3, 0.03) end
+  -- a control needs a covariance rule to match
+  local ok, err = pcall(init.apply, m, 'iso_matched', {source = src, match = 'orthogonal'})
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "ctx.match must name a covariance rule")
+end

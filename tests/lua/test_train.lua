@@ -83,3 +83,29 @@ function TestTrain:test_vgg11_quarter_width_learns_mnist()
   print(string.format('    VGG11 width 0.25, 5000 images, 2 epochs: test accuracy %.2f%%', 100 * r.final_test_acc))
   lu.assertTrue(r.final_test_acc >= 0.90, 'test accuracy ' .. r.final_test_acc)
 end
+
+function TestTrain:test_same_seed_and_thread_count_give_identical_weights()
+  -- README: a run is reproducible bit for bit with the same seed and thread count.
+  -- Two processes per thread count; weights and AGOP factors compared for equality.
+  local e, d = exe(), tmpdir()
+  for _, threads in ipairs{1, 2} do
+    local dirs = {}
+    for k = 1, 2 do
+      dirs[k] = string.format('%s/t%d_%d', d, threads, k)
+      os.execute("mkdir -p '" .. dirs[k] .. "'")
+      local o, ok = sh(string.format("AGOP_THREADS=%d '%s' tests/lua/repro_child.lua %s",
+        threads, e, dirs[k]))
+      lu.assertTrue(ok, o)
+      lu.assertStrContains(o, 'threads=' .. threads)
+    end
+    local a, b = agop.load(dirs[1] .. '/params.npy'), agop.load(dirs[2] .. '/params.npy')
+    lu.assertTrue(a:equal(b), string.format('%d threads: weights differ by up to %g', threads,
+      (a - b):abs():max()))
+    for l = 1, 8 do
+      local f = string.format('/agop_s%d.npy', l)
+      lu.assertTrue(agop.load(dirs[1] .. f):equal(agop.load(dirs[2] .. f)),
+        string.format('%d threads: AGOP factor of layer %d differs', threads, l))
+    end
+  end
+  os.execute("rm -rf '" .. d .. "'")
+end
