@@ -24,6 +24,13 @@ CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -
 LDLIBS   += $(PKG_LIBS) -lreadline -lm -ldl
 # MPI: only mpi.h at build time; bindings/dist.c opens libmpi with dlopen under mpirun
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || echo -I/usr/lib/x86_64-linux-gnu/openmpi/include)
+# oneDNN (Debian libdnnl-dev): the fast conv path (engine/conv_plan.c). On by default when
+# its header is installed; `make DNNL=0` builds without it (im2col + OpenBLAS only).
+DNNL     ?= $(shell test -f /usr/include/dnnl.h && echo 1 || echo 0)
+ifeq ($(DNNL),1)
+CFLAGS   += -DAG_HAVE_DNNL
+LDLIBS   += -ldnnl
+endif
 LDFLAGS  += -fopenmp $(SAN)
 
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
@@ -44,7 +51,7 @@ all: $(BIN)
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/bindings_list.h
+$(BUILD)/%.o: %.c $(HDRS) $(BUILD)/config.stamp | $(BUILD)/bindings_list.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
 
@@ -56,6 +63,12 @@ $(BUILD)/bindings_list.h: FORCE
 	  echo "      which install what is missing first." >&2; exit 1; }
 	@mkdir -p $(BUILD)
 	@printf '%s\n' $(foreach n,$(BIND_NAMES),"AGL_OPEN($(n))") > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+# Rebuilds everything when the build options (DNNL, SAN, OPT) change.
+$(BUILD)/config.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo 'DNNL=$(DNNL) SAN=$(SAN) OPT=$(OPT)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(BUILD)/bindings/dist.o: CFLAGS += $(MPI_CFLAGS)
@@ -83,8 +96,9 @@ asan: deps
 	@$(MAKE) --no-print-directory data
 	@ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=32 AGOP_ASAN=1 sh tests/run.sh build-asan build-asan/agoplua
 
+BATCH    ?= 64
 bench: deps all data
-	@./$(BIN) tests/bench.lua
+	@./$(BIN) tests/bench.lua --batch $(BATCH)
 	@./$(BIN) tests/bench_dist.lua
 
 data:

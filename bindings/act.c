@@ -1,6 +1,7 @@
 /* act.c - activations, softmax, cross-entropy and dropout (engine/act.c).
  *
- *   agop.relu(x) -> y ;  agop.relu_backward(y, gy) -> gx   (gx = gy where y > 0)
+ *   agop.relu(x [, out]) -> y ;  agop.relu_backward(y, gy [, out]) -> gx  (gx = gy where
+ *        y > 0); out: a buffer to refill when it fits (kcheck.h's kc_out)
  *   agop.softmax(x) -> y ; agop.log_softmax(x) -> y        (rows of (B, C), or one (C) row)
  *   agop.cross_entropy(logits, labels) -> loss, glogits    logits (B, C), labels (B) holding
  *        class ids 0..C-1; loss is the mean over the batch (a number, summed in double),
@@ -12,9 +13,9 @@
 
 static int l_relu(lua_State *L) {
     agl_check_tensor(L, 1);
-    lua_settop(L, 1);
+    lua_settop(L, 2);
     const AgTensor *x = agl_check_contiguous(L, 1);
-    AgTensor *y = agl_push_tensor(L, "relu", x->dim, x->size);
+    AgTensor *y = kc_out(L, 2, "relu", x->dim, x->size);
     relu_forward(y->data, x->data, ag_numel(x));
     return 1;
 }
@@ -24,9 +25,9 @@ static int l_relu_backward(lua_State *L) {
     if (!ag_same_shape(y0, gy0))
         return luaL_error(L, "relu_backward: output %s and gradient %s differ in shape",
                           agl_shape(y0, 0), agl_shape(gy0, 1));
-    lua_settop(L, 2);
+    lua_settop(L, 3);
     const AgTensor *y = agl_check_contiguous(L, 1), *gy = agl_check_contiguous(L, 2);
-    AgTensor *gx = agl_push_tensor(L, "relu_backward", gy->dim, gy->size);
+    AgTensor *gx = kc_out(L, 3, "relu_backward", gy->dim, gy->size);
     relu_backward(gx->data, gy->data, y->data, ag_numel(y));
     return 1;
 }

@@ -58,6 +58,20 @@ static inline int kc_opt_bool(lua_State *L, int arg, const char *fname, const ch
     return lua_toboolean(L, arg);
 }
 
+/* The output of a kernel, pushed on the stack: the tensor at arg when it is contiguous
+ * and of the given sizes (the module's buffer of the previous call, refilled, so that a
+ * training step maps no fresh memory), else a new tensor. Any other value at arg (nil,
+ * a tensor of another size) just means "make a new one". */
+static inline AgTensor *kc_out(lua_State *L, int arg, const char *fname, int dim,
+                               const int64_t *size) {
+    AgTensor *t = lua_isnoneornil(L, arg) ? NULL : agl_test_tensor(L, arg);
+    if (t && kc_same_sizes(t, dim, size) && ag_is_contiguous(t)) {
+        lua_pushvalue(L, arg);
+        return t;
+    }
+    return agl_push_tensor(L, fname, dim, size);
+}
+
 /* A scratch buffer of n floats for one kernel call. It is a userdata kept in the
  * registry and reused by the next call (grown when too small), so that the GC sees it
  * and the large im2col buffers are not mapped and faulted in afresh on every call. Valid

@@ -3,6 +3,8 @@
  *   agop.maxpool2d(x, k, stride, pad) -> y, idx    x (B, C, H, W); idx shaped like y holds
  *        the 0-based offset ih*W + iw of the (first) maximum in its input plane
  *   agop.maxpool2d_backward(x, idx, gy) -> gx
+ *   maxpool2d also takes (..., out_y, out_idx) and maxpool2d_backward (..., out_gx):
+ *   buffers to refill when they fit (kcheck.h's kc_out)
  *   agop.avgpool2d(x, k, stride, pad) -> y          (count_include_pad, PyTorch's default)
  *   agop.avgpool2d_backward(x, gy, k, stride, pad) -> gx
  *   agop.adaptive_avgpool2d(x, oh, ow) -> y ; agop.adaptive_avgpool2d_backward(x, gy) -> gx
@@ -34,11 +36,12 @@ static void check_pool(lua_State *L, const char *fname, int karg, PoolShape *s) 
 static int l_maxpool2d(lua_State *L) {
     PoolShape s;
     check_pool(L, "maxpool2d", 2, &s);
-    lua_settop(L, 4);
+    lua_settop(L, 6);
     const AgTensor *x = agl_check_contiguous(L, 1);
     int64_t ys[4] = {s.b, s.c, s.ho, s.wo};
-    AgTensor *y = agl_push_tensor(L, "maxpool2d", 4, ys);
-    AgTensor *idx = agl_push_tensor(L, "maxpool2d", 4, ys);
+    AgTensor *y = kc_out(L, 5, "maxpool2d", 4, ys);
+    AgTensor *idx = kc_out(L, 6, "maxpool2d", 4, ys);
+    if (idx == y) return luaL_error(L, "maxpool2d: output and indices share a buffer");
     AgError err = agl_error_value();
     if (maxpool2d_forward(y->data, idx->data, x->data, &s, &err)) return agl_error(L, &err);
     return 2;
@@ -58,9 +61,11 @@ static int l_maxpool2d_backward(lua_State *L) {
         idx->size[3] > INT32_MAX || ag_numel(x) == 0 || ag_numel(gy) == 0)
         return luaL_error(L, "%s: unsupported sizes (input %s, gradient %s)", fname,
                           agl_shape(x, 0), agl_shape(gy, 1));
-    lua_settop(L, 3);
+    lua_settop(L, 4);
     const AgTensor *ic = agl_check_contiguous(L, 2), *gc = agl_check_contiguous(L, 3);
-    AgTensor *gx = agl_push_tensor(L, fname, 4, x->size);
+    AgTensor *gx = kc_out(L, 4, fname, 4, x->size);
+    if (gx == ic || gx == gc)
+        return luaL_error(L, "%s: the output buffer is one of the inputs", fname);
     AgError err = agl_error_value();
     if (maxpool2d_backward(gx->data, ic->data, gc->data, x->size[0] * x->size[1],
                            (int)x->size[2], (int)x->size[3], (int)gy->size[2], (int)gy->size[3],

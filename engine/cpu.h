@@ -35,4 +35,11 @@ const char *ag_blas_coretype_for(const AgCpu *cpu, const char *current_core);
  * to (Prescott, Core2, Nehalem, Sandybridge, Barcelona, ...), compared case-blind. */
 int ag_blas_core_is_old(const char *current_core);
 
+/* The measured peak of float fused multiply-adds, in GFLOP/s (2 flops per lane), over
+ * `threads` OpenMP threads running independent FMA chains from registers for about
+ * `seconds`: with AVX-512 when the CPU has it (*isa = "AVX-512"), else AVX2 + FMA
+ * ("AVX2"), else 0 ("none"). Compiled for those ISAs through target attributes, so the
+ * build stays portable; the CPU decides at run time. */
+double ag_cpu_fma_peak(int threads, double seconds, const char **isa);
+
 #endif

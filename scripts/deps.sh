@@ -4,7 +4,7 @@
 #   usage: scripts/deps.sh [fuzz]    (fuzz: also clang and libFuzzer, for make fuzz)
 set -eu
 pkgs="build-essential pkg-config liblua5.4-dev lua5.4 lua-unit libopenblas-dev libpng-dev \
-zlib1g-dev libreadline-dev python3-numpy nodejs npm libopenmpi-dev openmpi-bin"
+zlib1g-dev libreadline-dev libdnnl-dev python3-numpy nodejs npm libopenmpi-dev openmpi-bin"
 missing=""
 if [ "${1:-}" = fuzz ]; then
     pkgs="$pkgs clang-14 libfuzzer-14-dev libomp-14-dev"

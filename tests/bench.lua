@@ -1,36 +1,45 @@
--- Speed figures (`make bench`; never part of `make test`).
+-- Speed figures (`make bench [BATCH=N]`; never part of `make test`).
 --
--- VGG11's conv stack (1 input channel, 32x32, linear head, width 1), batch 64, 2 threads:
---   * one training step (forward + backward + SGD with momentum), in images/s;
---   * the same step's GEMMs alone: cblas_sgemm (agop.mm) on the shapes of every conv
---     layer's forward GEMM (M=Co, N=B*Ho*Wo, K=Ci*9) and its two backward GEMMs (weight
---     gradient M=Co, N=Ci*9, K=B*Ho*Wo; input gradient M=Ci*9, N=B*Ho*Wo, K=Co; not for
---     the first layer), which bounds what an im2col engine can reach;
---   * the same network in PyTorch (when /usr/bin/python3 has torch), same batch and threads;
---   * peak resident memory.
+-- VGG11's conv stack (1 input channel, 32x32, linear head, width 1), 2 threads, in one run:
+--   * one training step (forward + backward + SGD with momentum) at batch N, images/s:
+--     the median of the timed steps, with a profile by module type;
+--   * the same network and step in PyTorch (when /usr/bin/python3 has torch), same batch
+--     and threads, its median step too; the ratio of the two;
+--   * peak resident memory after training (VmHWM), both;
+--   * every conv layer's forward, input gradient (dX) and weight gradient (dW) on the
+--     engine's path (oneDNN plans where built in) and on the im2col + OpenBLAS reference
+--     path, in ms and GFLOP/s, against the FMA peak measured here (agop.fma_peak);
 --   * the patch-AGOP of all 8 conv layers over the first N MNIST training images (random
 --     images when the data is missing), and the same in PyTorch (hooks and 10 per-class
---     autograd.grad calls) on the same weights and images, with their agreement.
---   agoplua tests/bench.lua [--batch 64] [--steps 5] [--warmup 2] [--threads 2] [--agop 1000]
---                           [--no-torch]
+--     autograd.grad calls) on the same weights and images, with their per-layer agreement.
+--   * with --sketch: the sketched AGOP ({probes = k}, seed 1) for k = 1, 2, 4, 8, its time
+--     and its relative Frobenius error against the exact AGOP, per layer.
+--   agoplua tests/bench.lua [--batch 64] [--steps 7] [--warmup 2] [--threads 2] [--agop 1000]
+--                           [--no-torch] [--no-layers] [--sketch]
 local agop = require('agop')
 local nn = require('agop.nn')
 local optim = require('agop.optim')
 local models = require('agop.models')
 
-local cfg = {batch = 64, steps = 5, warmup = 2, threads = 2, torch = true, agop = 1000}
+local cfg = {batch = 64, steps = 7, warmup = 2, threads = 2, torch = true, agop = 1000,
+             layers = true, sketch = false}
 do
   local i = 1
   while i <= #arg do
     local a = arg[i]
     if a == '--no-torch' then
       cfg.torch = false
+    elseif a == '--no-layers' then
+      cfg.layers = false
+    elseif a == '--sketch' then
+      cfg.sketch = true
     elseif a:match('^%-%-') and cfg[a:sub(3)] ~= nil and arg[i + 1] then
       cfg[a:sub(3)] = assert(tonumber(arg[i + 1]), a .. ' expects a number')
       i = i + 1
     else
       error('bench: unknown argument ' .. a ..
-            ' (use --batch N --steps N --warmup N --threads N --agop N --no-torch)', 0)
+            ' (use --batch N --steps N --warmup N --threads N --agop N --no-torch '
+            .. '--no-layers --sketch)', 0)
     end
     i = i + 1
   end
@@ -49,9 +58,11 @@ end
 
 local blas = agop.blas_info and agop.blas_info() or {}
 print(string.format('agoplua bench: VGG11 conv stack, 1x32x32 input, linear head, width 1, '
-                    .. 'batch %d, %d threads (OpenBLAS %s)', B, cfg.threads,
-                    blas.core or '?'))
-print(string.format('%d warm-up steps, then the mean of %d timed steps', cfg.warmup, cfg.steps))
+                    .. 'batch %d, %d threads (OpenBLAS %s, OPENBLAS_CORETYPE %s)', B,
+                    cfg.threads, blas.core or '?', os.getenv('OPENBLAS_CORETYPE') or 'unset'))
+print(string.format('conv backend %s (oneDNN %s); %d warm-up steps, then the median of %d '
+                    .. 'timed steps', nn.conv_backend(), agop.have_dnnl() and 'built in'
+                    or 'not built in', cfg.warmup, cfg.steps))
 print()
 
 ---------------------------------------------------------------------------------------
@@ -68,8 +79,14 @@ local x = agop.randn(g, B, 1, 32, 32)
 local labels = agop.zeros(B)
 for i = 1, B do labels:set(i, g:random(10) - 1) end
 
-local t_fwd, t_bwd, t_opt = 0, 0, 0
-local function train_step(timed)
+local function median(t)
+  local c = {table.unpack(t)}
+  table.sort(c)
+  local n = #c
+  return n % 2 == 1 and c[(n + 1) // 2] or (c[n // 2] + c[n // 2 + 1]) / 2
+end
+
+local function train_step()
   local t0 = now()
   model:zeroGrad()
   local out = model:forward(x)
@@ -79,56 +96,73 @@ local function train_step(timed)
   local t2 = now()
   opt:step(params, grads)
   local t3 = now()
-  if timed then
-    t_fwd, t_bwd, t_opt = t_fwd + (t1 - t0), t_bwd + (t2 - t1), t_opt + (t3 - t2)
+  return t3 - t0, t1 - t0, t2 - t1, t3 - t2
+end
+for _ = 1, cfg.warmup do train_step() end
+local steps, fwds, bwds, opts = {}, {}, {}, {}
+for i = 1, cfg.steps do steps[i], fwds[i], bwds[i], opts[i] = train_step() end
+local t_step, t_fwd, t_bwd, t_opt = median(steps), median(fwds), median(bwds), median(opts)
+local hwm = select(1, agop.memory())
+
+-- a profile by module type: every leaf module's forward and backward timed (medians over
+-- 3 steps, of the sums per step)
+local prof_rows = {}
+do
+  local sums, order, wrapped = {}, {}, {}
+  local function wrap(m)
+    if m.modules then
+      for _, c in ipairs(m.modules) do wrap(c) end
+      return
+    end
+    local name = nn.typename(m)
+    if not sums[name] then
+      sums[name] = {}
+      order[#order + 1] = name
+    end
+    for _, method in ipairs{'forward', 'backward'} do
+      local f = m[method]
+      m[method] = function(self, ...)
+        local t0 = now()
+        local r = f(self, ...)
+        sums[name].cur = (sums[name].cur or 0) + now() - t0
+        return r
+      end
+    end
+    wrapped[#wrapped + 1] = m
+  end
+  wrap(model)
+  for _ = 1, 3 do
+    for _, name in ipairs(order) do sums[name].cur = 0 end
+    local _, _, _, dt_opt = train_step()
+    for _, name in ipairs(order) do
+      local e = sums[name]
+      e[#e + 1] = e.cur
+    end
+    sums.SGD = sums.SGD or {}
+    sums.SGD[#sums.SGD + 1] = dt_opt
+  end
+  order[#order + 1] = 'SGD'
+  for _, m in ipairs(wrapped) do m.forward, m.backward = nil, nil end
+  for _, name in ipairs(order) do
+    local e = sums[name]
+    e.cur = nil
+    prof_rows[#prof_rows + 1] = {name, median(e)}
   end
 end
-for _ = 1, cfg.warmup do train_step(false) end
-collectgarbage()
-local t_start = now()
-for _ = 1, cfg.steps do train_step(true) end
-local t_step = (now() - t_start) / cfg.steps
-t_fwd, t_bwd, t_opt = t_fwd / cfg.steps, t_bwd / cfg.steps, t_opt / cfg.steps
 
----------------------------------------------------------------------------------------
--- 2. the GEMMs of the same step, alone
----------------------------------------------------------------------------------------
-local gemms = {} -- {M, N, K, what}
 local flops_fwd, flops_train = 0, 0
+local conv_shapes = {} -- {ci, co, s} per conv
 do
   local s = 32
   for l, c in ipairs(model.convs) do
-    local K = c.in_channels * c.kernel_size * c.kernel_size
-    local N, M = B * s * s, c.out_channels
-    gemms[#gemms + 1] = {M, N, K, 'conv' .. l .. ' fwd'}
-    gemms[#gemms + 1] = {M, K, N, 'conv' .. l .. ' dW'}
-    flops_fwd = flops_fwd + 2 * M * N * K
-    flops_train = flops_train + 4 * M * N * K
-    if l > 1 then
-      gemms[#gemms + 1] = {K, N, M, 'conv' .. l .. ' dX'}
-      flops_train = flops_train + 2 * M * N * K
-    end
+    local macs = B * s * s * c.out_channels * c.in_channels * 9
+    conv_shapes[l] = {c.in_channels, c.out_channels, s}
+    flops_fwd = flops_fwd + 2 * macs
+    flops_train = flops_train + (l > 1 and 6 or 4) * macs
     -- the spatial size halves after convs 1, 2, 4, 6, 8 (VGG11 configuration A)
     if l == 1 or l == 2 or l == 4 or l == 6 or l == 8 then s = s // 2 end
   end
 end
-
-local t_gemm, gemm_rows = 0, {}
-for _, e in ipairs(gemms) do
-  local M, N, K = e[1], e[2], e[3]
-  local a, b = agop.randn(g, M, K), agop.randn(g, K, N)
-  agop.mm(a, b) -- warm-up
-  local reps = 3
-  local t0 = now()
-  for _ = 1, reps do agop.mm(a, b) end
-  local dt = (now() - t0) / reps
-  t_gemm = t_gemm + dt
-  gemm_rows[#gemm_rows + 1] = {e[4], M, N, K, dt}
-  a, b = nil, nil
-  collectgarbage()
-end
-
-local hwm = select(1, agop.memory())
 
 ---------------------------------------------------------------------------------------
 -- 3. PyTorch, when available
@@ -169,10 +203,12 @@ def step():
     opt.step()
 for _ in range(warm):
     step()
-t = time.perf_counter()
+ts = []
 for _ in range(steps):
+    t = time.perf_counter()
     step()
-dt = (time.perf_counter() - t) / steps
+    ts.append(time.perf_counter() - t)
+dt = sorted(ts)[len(ts) // 2] if len(ts) % 2 else sum(sorted(ts)[len(ts) // 2 - 1:len(ts) // 2 + 1]) / 2
 print("torch", torch.__version__, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 ]]
   local path = os.tmpname()
@@ -200,29 +236,81 @@ line('agoplua train step (fwd+bwd+SGD)', t_step, B / t_step, flops_train / t_ste
 line('  forward (+ loss)', t_fwd, B / t_fwd, flops_fwd / t_fwd / 1e9)
 line('  backward', t_bwd, nil, (flops_train - flops_fwd) / t_bwd / 1e9)
 line('  SGD step (' .. params:numel() .. ' params)', t_opt)
-line('conv GEMMs alone (sgemm bound)', t_gemm, B / t_gemm, flops_train / t_gemm / 1e9,
-     #gemms .. ' GEMMs')
 if torch_res then
   line('PyTorch ' .. torch_res.version .. ' train step', torch_res.step, B / torch_res.step,
        flops_train / torch_res.step / 1e9)
 end
 print()
-print(string.format('train step / GEMM-only bound: %.2fx (1.00x would be all time in sgemm)',
-                    t_step / t_gemm))
 if torch_res then
-  print(string.format('agoplua / PyTorch step time:  %.2fx (images/s: %.2fx of PyTorch)',
-                      t_step / torch_res.step, torch_res.step / t_step))
+  print(string.format('images/s: agoplua / PyTorch = %.2fx (batch %d)', torch_res.step / t_step,
+                      B))
 end
-print(string.format('peak memory (VmHWM): agoplua %.0f MiB%s', hwm / 2 ^ 20,
+print(string.format('peak memory after training (VmHWM): agoplua %.0f MiB%s', hwm / 2 ^ 20,
                     torch_res and string.format(', PyTorch %.0f MiB', torch_res.mem / 2 ^ 20)
                     or ''))
 print(string.format('conv FLOPs per step: %.1f GFLOP (forward %.1f)', flops_train / 1e9,
                     flops_fwd / 1e9))
 print()
-print('GEMM shapes (M x N x K):')
-for _, r in ipairs(gemm_rows) do
-  print(string.format('  %-12s %5d x %6d x %5d  %8.2f ms  %6.1f GFLOP/s', r[1], r[2], r[3],
-                      r[4], r[5] * 1e3, 2 * r[2] * r[3] * r[4] / r[5] / 1e9))
+print('step profile by module type (forward + backward, ms per step, median of 3):')
+for _, r in ipairs(prof_rows) do
+  print(string.format('  %-20s %8.1f ms  %5.1f %%', r[1], r[2] * 1e3, 100 * r[2] / t_step))
+end
+
+---------------------------------------------------------------------------------------
+-- every conv layer alone, against the measured FMA peak
+---------------------------------------------------------------------------------------
+if cfg.layers then
+  local peak, isa = agop.fma_peak(cfg.threads, 1.0)
+  print()
+  print(string.format('conv layers at batch %d: ms and GFLOP/s (%% of the %s FMA peak measured '
+                      .. 'here, %.0f GFLOP/s on %d threads); im2col x = the reference path\'s '
+                      .. 'time / this one', B, isa, peak, cfg.threads))
+  print('  (GFLOP/s count a direct convolution\'s 2*B*Ho*Wo*Co*Ci*9 flops: Winograd does '
+        .. 'fewer, so it can pass the peak)')
+  print(string.format('  %-22s %-26s %8s %8s %6s %9s %6s', 'layer', 'engine path', 'pass', 'ms',
+                      'GF/s', '% peak', 'im2col x'))
+  local lg = agop.Generator(5)
+  local function timed(reps, f)
+    f()
+    local ts = {}
+    for i = 1, reps do
+      local t0 = now()
+      f()
+      ts[i] = now() - t0
+    end
+    return median(ts)
+  end
+  for l, c in ipairs(model.convs) do
+    local ci, co, s = table.unpack(conv_shapes[l])
+    local xin = agop.randn(lg, B, ci, s, s)
+    local w, b = c.weight, c.bias
+    local gy = agop.randn(lg, B, co, s, s)
+    local gw, gb = agop.zeros(w:size()), agop.zeros(co)
+    local plan = c:_plan(xin)
+    local y = plan and plan:forward(xin, w, b)
+    local gx = agop.zeros(B, ci, s, s)
+    local flops = 2 * B * s * s * co * ci * 9
+    local passes = {
+      {'forward', plan and function() plan:forward(xin, w, b, y) end,
+       function() agop.conv2d(xin, w, b, 1, 1) end},
+      {'dX', plan and function() plan:backward(xin, w, gy, nil, nil, gx) end,
+       function() agop.conv2d_backward(xin, w, gy, 1, 1, nil, nil, true) end},
+      {'dW', plan and function() plan:backward(xin, w, gy, gw, gb, false) end,
+       function() agop.conv2d_backward(xin, w, gy, 1, 1, gw, gb, false) end},
+    }
+    local info = plan and plan:info() or {}
+    for i, ps in ipairs(passes) do
+      local t_ref = timed(2, ps[3])
+      local t = ps[2] and timed(5, ps[2]) or t_ref
+      local impl = ({info.forward, info.input_grad, info.weight_grad})[i] or 'im2col'
+      print(string.format('  %-22s %-26s %8s %8.2f %6.0f %8.1f%% %6.1fx',
+                          i == 1 and string.format('conv%d %d->%d %dx%d', l, ci, co, s, s) or '',
+                          impl, ps[1], t * 1e3, flops / t / 1e9, 100 * flops / t / 1e9 / peak,
+                          t_ref / t))
+    end
+    xin, gy, y, gx = nil, nil, nil, nil
+    collectgarbage()
+  end
 end
 
 ---------------------------------------------------------------------------------------
@@ -286,24 +374,45 @@ for s in range(0, n, B):
 G = [m.weight.detach().reshape(m.out_channels, -1).double().t() @ S[l] @
      m.weight.detach().reshape(m.out_channels, -1).double() / n for l, m in enumerate(convs)]
 dt = time.time() - t0
-worst = 1.0
+agree = []
 for l in range(len(convs)):
     ours = np.load(d + '/g%d.npy' % (l + 1)).astype(np.float64).ravel()
-    worst = min(worst, np.corrcoef(ours, G[l].numpy().ravel())[0, 1])
-print('torch', dt, worst, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    ref = G[l].numpy().ravel()
+    agree.append('%.8f/%.1e' % (np.corrcoef(ours, ref)[0, 1],
+                                np.linalg.norm(ours - ref) / np.linalg.norm(ref)))
+print('torch', dt, ','.join(agree), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 ]])
     f:close()
     local p = io.popen(string.format("/usr/bin/python3 '%s' '%s' %d 2>&1", py, d, cfg.threads))
     local out = p:read('a')
     p:close()
     os.execute("rm -rf '" .. d .. "'")
-    local dt, worst, mem = out:match('torch (%S+) (%S+) (%S+)')
+    local dt, agree, mem = out:match('torch (%S+) (%S+) (%S+)')
     if dt then
       print(string.format('  PyTorch hooks + autograd   %8.2f s   (peak memory %.0f MiB)', tonumber(dt), tonumber(mem) / 2 ^ 20))
-      print(string.format('  agoplua / PyTorch time: %.2fx; lowest per-layer corr(ours, PyTorch) = %.8f',
-        t_agop / tonumber(dt), tonumber(worst)))
+      print(string.format('  agoplua time / PyTorch time: %.3f (PyTorch / agoplua = %.2fx)',
+        t_agop / tonumber(dt), tonumber(dt) / t_agop))
+      print('  per layer, corr(ours, PyTorch) / relative Frobenius difference:')
+      local l = 0
+      for a in agree:gmatch('[^,]+') do
+        l = l + 1
+        print(string.format('    conv%d  %s', l, a:gsub('/', '  /  ')))
+      end
     else
       print('  (PyTorch AGOP run failed: ' .. out:gsub('\n', ' '):sub(1, 300) .. ')')
+    end
+  end
+  if cfg.sketch then
+    print()
+    print('sketched AGOP ({probes = k}, seed 1): time, and per layer |G_k - G|_F / |G|_F:')
+    local function frob(t) return math.sqrt((t * t):sum()) end
+    for _, k in ipairs{1, 2, 4, 8} do
+      local t1 = agop.time()
+      local Gk = features.agop(amodel, images, {batch = 100, probes = k, seed = 1})
+      local dt = agop.time() - t1
+      local errs = {}
+      for l = 1, 8 do errs[l] = string.format('%.3f', frob(Gk[l] - G[l]) / frob(G[l])) end
+      print(string.format('  k = %d  %7.2f s  %s', k, dt, table.concat(errs, ' ')))
     end
   end
 end

@@ -144,12 +144,17 @@ end
 ---           also return G_l^a, computed from the rank-c_out factorization),
 ---           layers = false (a list of conv indices: only those; the result then
 ---           holds nil for the others), expand = true (false: only the factors S_l / n;
----           the first two results are nil - for sums over many blocks of images)
+---           the first two results are nil - for sums over many blocks of images),
+---           probes = false (a number k: the sketched AGOP, k Gaussian seeds
+---           v ~ N(0, I_C) per image instead of the C one-hot ones; E[J^T v v^T J] = J^T J,
+---           so it is unbiased, with k backward passes instead of C), seed = 1 (the
+---           probes' generator seed; or generator = an agop.Generator)
 --- n in G = W^T S W / n is the number of images. The third result holds each layer's
 --- inner factor S_l / n as a float32 (c_out, c_out) tensor; G_l and G_l^power are computed
 --- from it as rounded, so features.agop_expand(S_l / n, conv_l [, power]) returns them
 --- bit for bit (on the same machine and thread count). The model runs in evaluation mode
---- and gets its previous mode back afterwards.
+--- and gets its previous mode back afterwards. The fourth result says what was summed:
+--- {images = n, seeds = 'classes' or 'gaussian', probes = k, seed = s} (for run.json).
 function features.agop(model, images, opts)
   local who = 'features.agop'
   if type(model) ~= 'table' or type(model.forward) ~= 'function' then
@@ -157,7 +162,16 @@ function features.agop(model, images, opts)
   end
   images = check_images(who, images)
   opts = util.options(opts, {batch = 100, classes = false, progress = false, power = false,
-                             layers = false, expand = true}, who)
+                             layers = false, expand = true, probes = false, seed = 1,
+                             generator = false}, who)
+  local probes = opts.probes
+  if probes ~= false and (math.type(probes) ~= 'integer' or probes < 1) then
+    error(fmt('%s: probes must be a positive integer, got %s', who, tostring(probes)), 2)
+  end
+  if probes and opts.classes then
+    error(who .. ': probes and classes exclude each other (probes sketch all classes)', 2)
+  end
+  local gen = probes and (opts.generator or agop.Generator(opts.seed))
   if type(opts.batch) ~= 'number' or opts.batch < 1 or opts.batch ~= math.floor(opts.batch) then
     error(fmt('%s: batch must be a positive integer, got %s', who, tostring(opts.batch)), 2)
   end
@@ -215,12 +229,16 @@ function features.agop(model, images, opts)
         error(fmt('the model output is %s, expected logits (%d, C)',
                   table.concat(logits:size(), 'x'), b), 0)
       end
-      local classes = class_list(who, opts.classes, logits:size(2))
+      local classes = probes and {} or class_list(who, opts.classes, logits:size(2))
       local seed = agop.zeros(b, logits:size(2))
-      for _, c in ipairs(classes) do
+      for c = 1, probes or #classes do
         agop.check_interrupt() -- Ctrl-C in the REPL stops here (the mode is restored)
-        seed:zero()
-        for i = 1, b do seed:set(i, c, 1) end
+        if probes then
+          seed:normal_(0, 1, gen) -- v ~ N(0, I_C), one per image
+        else
+          seed:zero()
+          for i = 1, b do seed:set(i, classes[c], 1) end
+        end
         local seen = 0
         walk_back(model, x, seed, function(conv, g)
           local l = index[conv]
@@ -246,12 +264,14 @@ function features.agop(model, images, opts)
   local gs, ps, ss = opts.expand and {} or nil, opts.expand and opts.power and {} or nil, {}
   for l, conv in ipairs(convs) do
     if wanted[l] then
-      ss[l] = acc[l]:tensor(n) -- S / n, rounded to float32 once
+      ss[l] = acc[l]:tensor(n * (probes or 1)) -- S / n, rounded to float32 once
       if gs then gs[l] = from_factor(ss[l], conv.weight) end
       if ps then ps[l] = from_factor(ss[l], conv.weight, opts.power) end
     end
   end
-  return gs, ps, ss
+  local info = {images = n, seeds = probes and 'gaussian' or 'classes', probes = probes or nil,
+                seed = probes and (opts.generator and opts.generator:seed() or opts.seed) or nil}
+  return gs, ps, ss, info
 end
 
 --- features.agop_expand(S, conv [, power]) -> (d, d) tensor

@@ -175,7 +175,7 @@ local function build_vgg(arch, opt)
     elseif l[1] == 'bn' then
       features:add(nn.BatchNorm2d(l[2]))
     else
-      features:add(nn.ReLU())
+      features:add(nn.ReLU({inplace = not opt.batchnorm})) -- the conv's output is its own
     end
   end
   local classifier = nn.Sequential()

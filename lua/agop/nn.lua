@@ -395,7 +395,8 @@ end
 -- Per-call state that clone() does not copy.
 local transient = {_flat = true, _flat_owner = true, output = true, gradInput = true,
                    indices = true, mask = true, save_mean = true, save_invstd = true,
-                   _grad = true, _input_size = true, _logits_size = true}
+                   _grad = true, _input_size = true, _logits_size = true,
+                   _plans = true} -- a conv's oneDNN plans: a clone makes its own
 
 -- A deep copy with its own tensors (not flattened, even if this one is; without the
 -- cached outputs and gradients of the last forward / backward).
@@ -591,31 +592,123 @@ function Conv2d:_check_input(x)
   end
 end
 
+-- The conv backend: 'auto' (oneDNN plans where this build has them, im2col + OpenBLAS
+-- elsewhere), 'dnnl' (oneDNN, an error where it is missing) or 'im2col' (the reference
+-- path). AGOP_CONV sets it at start-up; nn.set_conv_backend(name) at run time.
+local conv_backends = {auto = true, dnnl = true, im2col = true}
+local conv_backend = os.getenv('AGOP_CONV') or 'auto'
+if not conv_backends[conv_backend] then
+  error(fmt("AGOP_CONV must be 'auto', 'dnnl' or 'im2col', got '%s'", conv_backend), 0)
+end
+
+--- nn.set_conv_backend(name) -> the previous one; nn.conv_backend() -> the current one.
+function nn.set_conv_backend(name)
+  if not conv_backends[name] then
+    error(fmt("nn.set_conv_backend: expected 'auto', 'dnnl' or 'im2col', got %s",
+              tostring(name)), 2)
+  end
+  if name == 'dnnl' and not agop.have_dnnl() then
+    error('nn.set_conv_backend: this agoplua was built without oneDNN (make DNNL=1)', 2)
+  end
+  local old = conv_backend
+  conv_backend = name
+  return old
+end
+function nn.conv_backend() return conv_backend end
+
+local MAX_PLANS = 3 -- per conv: e.g. the training batch, its last partial batch, evaluation
+-- 'auto' leaves convs of fewer multiply-adds than this to im2col: making a plan (oneDNN
+-- compiles its kernels) costs more than such a conv saves
+local PLAN_MIN_MACS = 1 << 20
+
+-- The oneDNN plan for this input's size, made on first use (nil: use im2col). A conv
+-- keeps the plans of its last MAX_PLANS input sizes; each one owns its primitives and
+-- buffers, so that a step maps no fresh memory.
+function Conv2d:_plan(input)
+  if conv_backend == 'im2col' then return nil end
+  local s = input:size()
+  local k = self.kernel_size
+  if conv_backend == 'auto' and s[1] * self.out_channels * self.in_channels * k * k
+      * ((s[3] + 2 * self.padding - k) // self.stride + 1)
+      * ((s[4] + 2 * self.padding - k) // self.stride + 1) < PLAN_MIN_MACS then
+    return nil
+  end
+  -- evaluation (the AGOP sweep, test accuracy) takes a direct forward: Winograd's
+  -- rounding breaks the exact ties of uniform regions, and max-pooling would route
+  -- gradients unlike im2col and PyTorch (engine/conv_plan.h)
+  local algo = self.training and 'auto' or 'auto_direct_forward'
+  local key = s[1] .. 'x' .. s[3] .. 'x' .. s[4] .. algo
+  local plans = self._plans
+  if not plans then
+    plans = {}
+    self._plans = plans
+  end
+  for i, e in ipairs(plans) do
+    if e.key == key then
+      if i > 1 then table.insert(plans, 1, table.remove(plans, i)) end
+      return e.plan
+    end
+  end
+  local plan, msg = agop.conv2d_plan(input, self.weight, self.stride, self.padding, algo)
+  if not plan and conv_backend == 'dnnl' then
+    error('nn.Conv2d: AGOP_CONV=dnnl: ' .. msg, 0)
+  end
+  table.insert(plans, 1, {key = key, plan = plan or false})
+  if #plans > MAX_PLANS then plans[#plans] = nil end
+  return plan or nil
+end
+
+-- t when it has sizes `size` (a buffer of the previous call, to refill), else nil
+local function reusable(t, size)
+  if t == nil or not agop.is_tensor(t) or t:dim() ~= #size then return nil end
+  for d = 1, #size do
+    if t:size(d) ~= size[d] then return nil end
+  end
+  return t
+end
+
 function Conv2d:updateOutput(input)
   self:_check_input(input)
   self._input_size = input:size()
-  self.output = agop.conv2d(input, self.weight, self.bias, self.stride, self.padding)
+  local plan = self:_plan(input)
+  if plan then
+    local s = input:size()
+    local k, p, st = self.kernel_size, self.padding, self.stride
+    local ysize = {s[1], self.out_channels, (s[3] + 2 * p - k) // st + 1,
+                   (s[4] + 2 * p - k) // st + 1}
+    self.output = plan:forward(input, self.weight, self.bias, reusable(self.output, ysize))
+  else
+    self.output = agop.conv2d(input, self.weight, self.bias, self.stride, self.padding)
+  end
   return self.output
+end
+
+-- gradInput (when `want`) and, when gw is given, the parameter gradients
+function Conv2d:_backward(input, gradOutput, gw, gb, want)
+  local plan = self:_plan(input)
+  if plan then
+    local gx = want and (reusable(self.gradInput, input:size()) or true) or nil
+    return plan:backward(input, self.weight, gradOutput, gw, gb, gx)
+  end
+  return agop.conv2d_backward(input, self.weight, gradOutput, self.stride, self.padding,
+                              gw, gb, want)
 end
 
 function Conv2d:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.conv2d_backward(input, self.weight, gradOutput, self.stride,
-                                        self.padding, nil, nil, true)
+  self.gradInput = self:_backward(input, gradOutput, nil, nil, true)
   return self.gradInput
 end
 
 function Conv2d:accGradParameters(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  agop.conv2d_backward(input, self.weight, gradOutput, self.stride, self.padding,
-                       self.gradWeight, self.gradBias, false)
+  self:_backward(input, gradOutput, self.gradWeight, self.gradBias, false)
 end
 
 function Conv2d:backward(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.conv2d_backward(input, self.weight, gradOutput, self.stride,
-                                        self.padding, self.gradWeight, self.gradBias,
-                                        self.need_gradInput)
+  self.gradInput = self:_backward(input, gradOutput, self.gradWeight, self.gradBias,
+                                  self.need_gradInput)
   return self.gradInput
 end
 
@@ -683,19 +776,28 @@ function Linear:__tostring()
              self.bias and '' or ', no bias')
 end
 
--- nn.ReLU()
+-- nn.ReLU({inplace = false}). In place, the output is the input tensor itself and the
+-- input gradient is gradOutput's tensor, both overwritten: no memory of its own (VGG11
+-- uses it after each conv, whose output nothing else reads).
 local ReLU = nn.class('ReLU', Module)
+
+function ReLU:__init(opt)
+  Module.__init(self)
+  self.inplace = options('nn.ReLU', opt, {inplace = false}).inplace == true
+end
 
 function ReLU:updateOutput(input)
   check_tensor('nn.ReLU', 'input', input)
   self._input_size = input:size()
-  self.output = agop.relu(input)
+  -- refills a buffer when it fits: the input itself in place, else last call's output
+  self.output = agop.relu(input, self.inplace and input or self.output)
   return self.output
 end
 
 function ReLU:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.relu_backward(self.output, gradOutput)
+  self.gradInput = agop.relu_backward(self.output, gradOutput,
+                                      self.inplace and gradOutput or self.gradInput)
   return self.gradInput
 end
 
@@ -749,13 +851,13 @@ function MaxPool2d:updateOutput(input)
   check_pool_input('nn.MaxPool2d', input, self.kernel_size, self.padding)
   self._input_size = input:size()
   self.output, self.indices = agop.maxpool2d(input, self.kernel_size, self.stride,
-                                             self.padding)
+                                             self.padding, self.output, self.indices)
   return self.output
 end
 
 function MaxPool2d:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.maxpool2d_backward(input, self.indices, gradOutput)
+  self.gradInput = agop.maxpool2d_backward(input, self.indices, gradOutput, self.gradInput)
   return self.gradInput
 end
 

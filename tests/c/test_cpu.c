@@ -117,6 +117,27 @@ TEST(detection_agrees_with_proc_cpuinfo) {
     CHECK(c.family >= 5, "family %d", c.family);
 }
 
+/* The FMA peak uses the widest ISA the CPU has and gives a plausible rate: at least one
+ * FMA per cycle per thread at 0.5 GHz (a kernel that fell back to scalar or memory-bound
+ * code is far below), and no more than 4 vector FMAs per cycle at 8 GHz. */
+TEST(fma_peak_uses_the_widest_isa_and_a_plausible_rate) {
+    AgCpu c;
+    ag_cpu_detect(&c);
+    const char *isa = NULL;
+    double r = ag_cpu_fma_peak(1, 0.05, &isa);
+    int lanes = c.has_avx512f ? 16 : c.has_avx2 && c.has_fma ? 8 : 0;
+    CHECK(strcmp(isa, lanes == 16  ? "AVX-512"
+                      : lanes == 8 ? "AVX2"
+                                   : "none") == 0,
+          "isa %s", isa);
+    if (!lanes) {
+        CHECK(r == 0, "no FMA unit, rate %g", r);
+        return;
+    }
+    CHECK(r >= 2.0 * lanes * 0.5 && r <= 2.0 * lanes * 4 * 8, "rate %g GFLOP/s, %d lanes", r,
+          lanes);
+}
+
 int main(void) {
     RUN(intel_avx512_on_prescott_switches_to_skylakex_or_cooperlake);
     RUN(avx2_fma_on_old_core_switches_to_haswell_or_zen);
@@ -125,5 +146,6 @@ int main(void) {
     RUN(a_cpu_without_avx2_and_fma_keeps_the_old_core);
     RUN(null_arguments_mean_no_change);
     RUN(detection_agrees_with_proc_cpuinfo);
+    RUN(fma_peak_uses_the_widest_isa_and_a_plausible_rate);
     return check_report("cpu");
 }

@@ -232,3 +232,30 @@ function TestKernels:test_batchnorm2d_train_and_eval()
   errors_with('batchnorm2d_backward: save_mean must be 2, got 1', agop.batchnorm2d_backward, x,
     gamma, x, agop.zeros(1), si, nil, nil, true)
 end
+
+-- Output buffers (kcheck.h's kc_out): a tensor of the right size is refilled and returned,
+-- anything else means a new tensor; results equal the fresh ones.
+function TestKernels:test_output_buffers_are_refilled_when_they_fit()
+  local g = agop.Generator(21)
+  local x = agop.randn(g, 2, 3, 4, 4)
+  local out = agop.randn(g, 2, 3, 4, 4)
+  local y = agop.relu(x, out)
+  lu.assertTrue(y == out)
+  lu.assertTrue(y:equal(agop.relu(x)))
+  local other = agop.zeros(2, 3, 4, 5)
+  lu.assertFalse(agop.relu(x, other) == other)
+  local gy = agop.randn(g, 2, 3, 4, 4)
+  local gbuf = agop.zeros(2, 3, 4, 4)
+  lu.assertTrue(agop.relu_backward(y, gy, gbuf) == gbuf)
+  lu.assertTrue(gbuf:equal(agop.relu_backward(y, gy)))
+  local py, pi = agop.maxpool2d(x, 2)
+  local ybuf, ibuf = agop.randn(g, 2, 3, 2, 2), agop.randn(g, 2, 3, 2, 2)
+  local y2, i2 = agop.maxpool2d(x, 2, 2, 0, ybuf, ibuf)
+  lu.assertTrue(y2 == ybuf and i2 == ibuf)
+  lu.assertTrue(y2:equal(py) and i2:equal(pi))
+  lu.assertErrorMsgContains('share a buffer', agop.maxpool2d, x, 2, 2, 0, ybuf, ybuf)
+  local pg = agop.randn(g, 2, 3, 2, 2)
+  local gxbuf = agop.randn(g, 2, 3, 4, 4) -- stale values must not leak into the result
+  lu.assertTrue(agop.maxpool2d_backward(x, pi, pg, gxbuf) == gxbuf)
+  lu.assertTrue(gxbuf:equal(agop.maxpool2d_backward(x, pi, pg)))
+end

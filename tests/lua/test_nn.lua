@@ -746,3 +746,22 @@ function TestTraining:test_small_cnn_learns_quadrants()
   end
   lu.assertTrue(right >= 150, string.format('held-out accuracy %d/200 (needs 150)', right))
 end
+
+-- nn.ReLU{inplace = true}: the same values and gradients as out of place, in the input's
+-- and gradOutput's own tensors.
+function TestActivations:test_relu_inplace()
+  local g = gen(77)
+  local x = agop.randn(g, 2, 3, 4, 4)
+  local gy = agop.randn(g, 2, 3, 4, 4)
+  local ref = nn.ReLU()
+  local y0, gx0 = ref:forward(x):clone(), ref:backward(x, gy):clone()
+  local m = nn.ReLU({inplace = true})
+  local xi, gyi = x:clone(), gy:clone()
+  local y = m:forward(xi)
+  lu.assertTrue(y == xi)
+  lu.assertTrue(y:equal(y0))
+  local gx = m:backward(xi, gyi)
+  lu.assertTrue(gx == gyi)
+  lu.assertTrue(gx:equal(gx0))
+  lu.assertErrorMsgContains("unknown option 'in_place'", nn.ReLU, {in_place = true})
+end
