@@ -203,9 +203,7 @@ int ag_agop_pow(float *g_out, const double *s, const float *w, int64_t co, int64
         for (int64_t j = 0; j < i; j++) k[i * co + j] = k[j * co + i];
     if ((rc = ag_eigh_d(lam, k, co, err)) != 0) goto done;
     /* B = diag(sig^(alpha - 1)) U^T A over the kept directions (the last ones) */
-    double top = lam[co - 1];
-    int64_t first = co;
-    while (first > 0 && lam[first - 1] > 1e-13 * top && top > 0.0) first--;
+    int64_t first = ag_eig_first_kept(lam, co);
     int64_t keep = co - first;
     if (keep == 0) {
         memset(g_out, 0, (size_t)(d * d) * sizeof *g_out);

@@ -65,9 +65,7 @@ int ag_ansatz_corr(double *rho, const float *s, const float *w, int64_t co, int6
     if ((rc = ag_eigh_d(lam, t, co, err)) != 0) goto done;
     /* V = U^T R over the kept directions, each row scaled by lam^((alpha - 1) / 2), so
      * that M = V^T V gives H = (A^T A)^alpha = W^T M W */
-    double top = lam[co - 1];
-    int64_t first = co;
-    while (first > 0 && lam[first - 1] > 1e-13 * top && top > 0.0) first--;
+    int64_t first = ag_eig_first_kept(lam, co);
     int64_t keep = co - first;
     if (keep == 0) {
         rc = ag_fail(err, "ansatz_corr: W^T S W is zero (correlation undefined)");

@@ -55,6 +55,14 @@ static int eigh_core(double *evals, double *a, int64_t n, int want_vectors, AgEr
     return 0;
 }
 
+int64_t ag_eig_first_kept(const double *evals, int64_t n) {
+    if (n <= 0) return 0;
+    double top = evals[n - 1];
+    int64_t first = n;
+    while (first > 0 && evals[first - 1] > 1e-13 * top && top > 0.0) first--;
+    return first;
+}
+
 int ag_eigh_d(double *evals, double *a, int64_t n, AgError *err) {
     return eigh_core(evals, a, n, 1, err);
 }

@@ -31,6 +31,12 @@ int ag_eigh(float *evals, float *evecs, const float *a, int64_t n, AgError *err)
  * evals (n) receives the eigenvalues in ascending order. */
 int ag_eigh_d(double *evals, double *a, int64_t n, AgError *err);
 
+/* The first of the eigenvalues that a matrix power keeps: evals (n) in ascending order
+ * (as ag_eigh_d gives them); returns the index of the first one above 1e-13 times the
+ * largest, n when the largest is not positive (nothing is kept). AGOP^alpha (agop.c) and
+ * the ansatz correlation (ansatz.c) drop the same directions through it. */
+int64_t ag_eig_first_kept(const double *evals, int64_t n);
+
 /* y = a^alpha = V diag(max(evals, 0)^alpha) V^T for a symmetric a, alpha > 0; negative
  * eigenvalues (rounding noise of a PSD matrix) are clipped to 0. y may alias a.
  *   y: (n, n) out, exactly symmetric
