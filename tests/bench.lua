@@ -110,10 +110,7 @@ local prof_rows = {}
 do
   local sums, order, wrapped = {}, {}, {}
   local function wrap(m)
-    if m.modules then
-      for _, c in ipairs(m.modules) do wrap(c) end
-      return
-    end
+    if m.modules then return end -- containers: their leaves are timed
     local name = nn.typename(m)
     if not sums[name] then
       sums[name] = {}
@@ -130,7 +127,7 @@ do
     end
     wrapped[#wrapped + 1] = m
   end
-  wrap(model)
+  model:apply(wrap)
   for _ = 1, 3 do
     for _, name in ipairs(order) do sums[name].cur = 0 end
     local _, _, _, dt_opt = train_step()
