@@ -202,7 +202,8 @@ local function study(out, seed)
     end)
     run:set('bootstrap', {replicates = opt.boot_replicates, blocks = #sweep.blocks,
       images = n_agop, from = string.format('train[1:%d]', n_agop), level = 0.95,
-      method = 'percentile; blocks of consecutive images drawn with replacement', seed = seed})
+      method = 'BCa (bias-corrected and accelerated, jackknife over the blocks); blocks '
+        .. 'of consecutive images drawn with replacement', seed = seed})
   end
   if #rho_ns > 0 then
     local csv, series = {'n,layer,corr_nfm_sqrt_agop,corr_nfm_sqrt_agop_offdiag'}, {}

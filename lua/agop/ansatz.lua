@@ -9,7 +9,7 @@
 --   ansatz.null(conv)                          -- ρ(N, N^½) and its off-diagonal version
 --   ansatz.sweep(model, images, opts)          -- one pass: factors S/n at every n of
 --                                              -- opts.ns, and block sums for the bootstrap
---   ansatz.bootstrap(model, blocks, opts)      -- percentile CIs of ρ(CNFM, AGOP^½)
+--   ansatz.bootstrap(model, blocks, opts)      -- BCa CIs of ρ(CNFM, AGOP^½)
 --   ansatz.track_steps(total, K)               -- K evenly spaced steps 0..total
 --   ansatz.tracker(model, init_model, images, opts) -- :record(step, loss) -> dynamics rows
 --
@@ -122,14 +122,16 @@ end
 
 --- ansatz.bootstrap(model, blocks, opts) -> {[l] = {low, high, low_off, high_off,
 ---   values = {...}}}
---- Percentile bootstrap over images for ρ(CNFM_l, AGOP_l^½) and its off-diagonal
---- version: each replicate draws as many blocks as there are, with replacement, from
---- ansatz.sweep's blocks (blocks of one image: the plain image bootstrap), and
---- recomputes AGOP^½ from S* = sum c_b S_b / sum c_b n_b. opts: replicates = 200,
---- seed = 1, level = 0.95, layers = all.
+--- Bootstrap over images for ρ(CNFM_l, AGOP_l^½) and its off-diagonal version: each
+--- replicate draws as many blocks as there are, with replacement, from ansatz.sweep's
+--- blocks (blocks of one image: the plain image bootstrap), and recomputes AGOP^½ from
+--- S* = sum c_b S_b / sum c_b n_b. opts: replicates = 200, seed = 1, level = 0.95,
+--- layers = all, method = 'bca' (or 'percentile'). BCa, because the replicates of a
+--- correlation sit below the estimate (a resample repeats images, so its AGOP is
+--- noisier): the percentile interval then lies at or below the estimate itself.
 function ansatz.bootstrap(model, blocks, opts)
-  opts = util.options(opts, {replicates = 200, seed = 1, level = 0.95, layers = false},
-    'ansatz.bootstrap')
+  opts = util.options(opts, {replicates = 200, seed = 1, level = 0.95, layers = false,
+    method = 'bca'}, 'ansatz.bootstrap')
   local layers = opts.layers or {}
   if not opts.layers then for l = 1, #model.convs do layers[l] = l end end
   local nb = #blocks
@@ -148,11 +150,12 @@ function ansatz.bootstrap(model, blocks, opts)
       out[l], out[-l] = r.rho, r.rho_off
     end
     return out
-  end, opts.level)
+  end, opts.level, opts.method)
   local out = {}
   for _, l in ipairs(layers) do
     out[l] = {low = res[l].low, high = res[l].high, low_off = res[-l].low,
-      high_off = res[-l].high, values = res[l].values}
+      high_off = res[-l].high, values = res[l].values, estimate = res[l].estimate,
+      z0 = res[l].z0, accel = res[l].accel}
   end
   return out
 end

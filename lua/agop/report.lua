@@ -309,7 +309,7 @@ local TABLE1_NOTE = '‖W−W₀‖/‖W₀‖: how far training moved the layer
   'Control: the same correlation for the untrained network (its CNFM and AGOP^½ on the same images). ' ..
   'Null: ρ(N, N^½), what ρ(CNFM, AGOP^½) would be if the conv outputs\' gradient covariance S were a ' ..
   'multiple of the identity (G = WᵀSW), i.e. with nothing learned about the data. ' ..
-  'CI: 95 % percentile bootstrap over the AGOP images (run.json: "bootstrap"). ' ..
+  'CI: 95 % BCa bootstrap over the AGOP images (run.json: "bootstrap"). ' ..
   'AGOP^½ is the patch-AGOP\'s matrix square root (negative eigenvalues clipped). ' ..
   'Seed columns: the reference study (VGG11 on MNIST, AGOP^½ over 10 classes and 11 images).'
 

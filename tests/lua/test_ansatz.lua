@@ -68,7 +68,7 @@ function TestAnsatz:test_bootstrap_matches_brute_force_resampling_of_images()
   for _, nblocks in ipairs{12, 4} do -- one image a block (the image bootstrap), and blocks of 3
     local sw = ansatz.sweep(m, imgs, {boot_n = 12, blocks = nblocks})
     local R = 25
-    local ci = ansatz.bootstrap(m, sw.blocks, {replicates = R, seed = 9})
+    local ci = ansatz.bootstrap(m, sw.blocks, {replicates = R, seed = 9, method = 'percentile'})
     local bf = brute(m, imgs, nblocks, R, 9, nfm)
     for l = 1, 8 do
       local col = {}
@@ -82,6 +82,43 @@ function TestAnsatz:test_bootstrap_matches_brute_force_resampling_of_images()
       lu.assertTrue(ci[l].low <= ci[l].high)
       lu.assertTrue(ci[l].low_off <= ci[l].high_off)
     end
+  end
+end
+
+function TestAnsatz:test_bca_uses_the_full_and_the_leave_one_block_out_agops()
+  -- BCa's estimate is ρ on all the images, and its acceleration comes from the jackknife
+  -- over blocks: both recomputed here by features.agop on the images themselves
+  local m = tiny(6)
+  local imgs = data.load('mnist', 'train', {limit = 12}).images
+  local nb = 4
+  local sw = ansatz.sweep(m, imgs, {boot_n = 12, blocks = nb})
+  local ci = ansatz.bootstrap(m, sw.blocks, {replicates = 30, seed = 2})
+  local function rho(idx)
+    local _, H = features.agop(m, imgs:index_select(1, idx), {batch = 50, power = 0.5})
+    local out = {}
+    for l = 1, 8 do out[l] = features.corr(features.nfm(m.convs[l]), H[l]) end
+    return out
+  end
+  local all = {}
+  for i = 1, 12 do all[i] = i end
+  local full = rho(all)
+  local jk = {}
+  for b = 1, nb do
+    local idx = {}
+    for i = 1, 12 do if (i - 1) // 3 + 1 ~= b then idx[#idx + 1] = i end end
+    jk[b] = rho(idx)
+  end
+  for l = 1, 8 do
+    lu.assertAlmostEquals(ci[l].estimate, full[l], 1e-4, 'layer ' .. l)
+    local mean, s2, s3 = 0, 0, 0
+    for b = 1, nb do mean = mean + jk[b][l] / nb end
+    for b = 1, nb do
+      local u = mean - jk[b][l]
+      s2, s3 = s2 + u * u, s3 + u * u * u
+    end
+    local a = s2 > 0 and s3 / (6 * s2 ^ 1.5) or 0
+    lu.assertAlmostEquals(ci[l].accel, a, 0.02, 'layer ' .. l)
+    lu.assertTrue(ci[l].low <= ci[l].high)
   end
 end
 

@@ -93,6 +93,79 @@ function TestStats:test_corr_offdiag_matches_numpy()
   lu.assertErrorMsgContains('sizes differ', stats.corr_offdiag, A, agop.zeros(3, 3))
 end
 
+function TestStats:test_normal_cdf_and_quantile_match_known_values()
+  -- reference values: Φ(1.959963984540054) = 0.975, Φ(-3) = 0.0013498980316301,
+  -- Φ(1) = 0.8413447460685429, Φ⁻¹(1e-6) = -4.753424308822899
+  lu.assertAlmostEquals(stats.norm_cdf(0), 0.5, 1e-7)
+  lu.assertAlmostEquals(stats.norm_cdf(1.959963984540054), 0.975, 1e-7)
+  lu.assertAlmostEquals(stats.norm_cdf(-3), 0.0013498980316301, 2e-10)
+  lu.assertAlmostEquals(stats.norm_cdf(1), 0.8413447460685429, 1e-7)
+  lu.assertAlmostEquals(stats.norm_quantile(0.975), 1.959963984540054, 1e-8)
+  lu.assertAlmostEquals(stats.norm_quantile(0.5), 0, 1e-12)
+  lu.assertAlmostEquals(stats.norm_quantile(1e-6), -4.753424308822899, 1e-7)
+  lu.assertAlmostEquals(stats.norm_quantile(1 - 0.01), 2.326347874040841, 1e-8)
+  for _, p in ipairs{0.001, 0.02, 0.3, 0.7, 0.99} do
+    lu.assertAlmostEquals(stats.norm_cdf(stats.norm_quantile(p)), p, 2e-7 * math.max(p, 0.01))
+  end
+  lu.assertErrorMsgContains('p must be in (0, 1)', stats.norm_quantile, 1)
+  lu.assertErrorMsgContains("method must be 'percentile' or 'bca'", stats.bootstrap, 3, 2,
+    agop.Generator(1), function() return 0 end, 0.95, 'basic')
+end
+
+function TestStats:test_bca_of_the_mean_has_the_textbook_acceleration_and_bias()
+  -- for the sample mean, the jackknife acceleration has a closed form,
+  -- a = sum (x_i - m)^3 / (6 (sum (x_i - m)^2)^1.5), and z0 = Φ⁻¹(share below the mean)
+  local x = {0.2, 0.3, 0.1, 0.4, 0.2, 5.0, 0.3, 0.6, 2.5, 0.1, 0.2, 0.9}
+  local n, m = #x, 0
+  for i = 1, n do m = m + x[i] / n end
+  local s2, s3 = 0, 0
+  for i = 1, n do s2, s3 = s2 + (x[i] - m) ^ 2, s3 + (x[i] - m) ^ 3 end
+  local function mean(c)
+    local s, k = 0, 0
+    for i = 1, n do s, k = s + c[i] * x[i], k + c[i] end
+    return s / k
+  end
+  local R = 2000
+  local ci = stats.bootstrap(n, R, agop.Generator(4), mean, 0.95, 'bca')
+  lu.assertAlmostEquals(ci.estimate, m, 1e-12)
+  lu.assertAlmostEquals(ci.accel, s3 / (6 * s2 ^ 1.5), 1e-12)
+  lu.assertTrue(ci.accel > 0.05) -- right-skewed data
+  local below = 0
+  for r = 1, R do -- ties (a resample that swaps equal values) count half
+    local v, e = ci.values[r], ci.estimate
+    if v < e then below = below + 1 elseif v == e then below = below + 0.5 end
+  end
+  lu.assertAlmostEquals(ci.z0, stats.norm_quantile(below / R), 1e-9)
+  -- the adjusted levels, then the same interpolated quantiles as the percentile method
+  local function level(z) return stats.norm_cdf(ci.z0 + (ci.z0 + z) / (1 - ci.accel * (ci.z0 + z))) end
+  lu.assertAlmostEquals(ci.q_low, level(-1.959963984540054), 1e-6)
+  lu.assertAlmostEquals(ci.high, stats.percentile(ci.values, ci.q_high), 1e-12)
+  -- skewed data: BCa moves both ends up against the percentile interval (same draws)
+  local pc = stats.bootstrap(n, R, agop.Generator(4), mean)
+  lu.assertTrue(ci.low > pc.low and ci.high > pc.high)
+  lu.assertTrue(ci.low < m and m < ci.high)
+end
+
+function TestStats:test_bca_recentres_a_replicate_distribution_that_sits_below_the_estimate()
+  -- a statistic whose resamples are biased low (the number of distinct units drawn, as a
+  -- share): every replicate is below the estimate 1, so the percentile interval excludes
+  -- it; BCa's bias correction takes the top of the replicates instead
+  local n = 20
+  local function distinct(c)
+    local k = 0
+    for i = 1, n do if c[i] > 0 then k = k + 1 end end
+    local total = 0
+    for i = 1, n do total = total + c[i] end
+    return k / total
+  end
+  local pc = stats.bootstrap(n, 300, agop.Generator(3), distinct)
+  local ci = stats.bootstrap(n, 300, agop.Generator(3), distinct, 0.95, 'bca')
+  lu.assertTrue(pc.high < 1)
+  lu.assertEquals(ci.estimate, 1)
+  lu.assertTrue(ci.z0 > 2) -- the share below is clamped to 1 - 1/2R
+  lu.assertTrue(ci.high >= pc.high and ci.low > pc.low)
+end
+
 function TestStats:test_bootstrap_of_the_mean_matches_brute_force()
   -- the percentile bootstrap of a mean, computed from counts, equals resampling the
   -- values themselves with the same draws
