@@ -109,7 +109,7 @@ save('lines_log', plot.lines{series = {
   xlabel = 'epoch', ylabel = 'loss', title = 'Training loss (log scale)', logy = true, grid = true},
   'the same curves on a log y axis with markers and grid')
 
--- Table 1 of the seed study (DESIGN.md section 3), as grouped bars with value labels.
+-- Table 1 of the seed study (README, "Table 1"), as grouped bars with value labels.
 local layers = {}
 for l = 1, 8 do layers[l] = 'conv' .. l end
 save('bars', plot.bars{groups = layers, series = {
@@ -134,13 +134,17 @@ fig:panel(4, 'bars', {groups = {'conv1', 'conv2', 'conv3'}, series = {{label = '
   values = {.880, .903, .900}}}, ylim = {0, 1}, title = 'Correlation', values = true})
 save('figure', fig, 'a 2x2 figure: heatmap, images, lines and bars panels')
 
+local report = require('agop.report')
 local run = {
   script = 'scripts/figures_demo.lua',
+  git = report.git_info(),
+  command = report.command('scripts/figures_demo.lua'),
+  threads = agop.get_threads(),
   seed = opt.seed,
   out = opt.out,
   figures = figures,
   seconds = (agop.time and agop.time() or os.clock()) - t0,
-  note = 'synthetic data; the bars repeat the reference Table 1 of DESIGN.md section 3',
+  note = 'synthetic data; the bars repeat the reference Table 1 of the seed study (README)',
 }
 json.write(opt.out .. '/run.json', run, {pretty = true})
 print('wrote ' .. opt.out .. '/run.json')
