@@ -5,7 +5,8 @@
  * userdata (so Lua's collector sees every byte), and when it is a view its first user
  * value holds the base userdata, which keeps the storage alive.
  *
- * Each bindings/<name>.c except main.c and agop.c defines
+ * agl.c implements this header. Each bindings/<name>.c except main.c, agop.c and agl.c
+ * defines
  *     void agl_open_<name>(lua_State *L);
  * called with the agop module table on top of the stack; it adds its functions to it
  * (and methods to the Tensor type through agl_tensor_methods). The Makefile finds these
@@ -26,6 +27,9 @@
 AgTensor *agl_check_tensor(lua_State *L, int arg);
 AgTensor *agl_test_tensor(lua_State *L, int arg); /* NULL when not a tensor */
 
+/* The __name of the value's metatable, else its type name ("number", "table"). */
+const char *agl_typename(lua_State *L, int arg);
+
 /* Like agl_check_tensor, but guarantees contiguous data: a non-contiguous tensor is
  * copied, and the copy replaces stack slot arg (so it stays alive for the call). */
 AgTensor *agl_check_contiguous(lua_State *L, int arg);
@@ -33,6 +37,11 @@ AgTensor *agl_check_contiguous(lua_State *L, int arg);
 /* Pushes a new contiguous tensor of the given sizes, zero-filled, owned by Lua's GC.
  * Raises a Lua error for negative or absurd sizes (fname names the caller). */
 AgTensor *agl_push_tensor(lua_State *L, const char *fname, int dim, const int64_t *size);
+/* Pushes a new contiguous copy of t. */
+AgTensor *agl_push_copy(lua_State *L, const AgTensor *t);
+/* Pushes the userdata that holds the storage of the tensor at arg (the tensor itself, or
+ * a view's base); returns 1 when the tensor owns its storage, 0 for a view. */
+int agl_push_storage(lua_State *L, int arg);
 /* Pushes a view of the tensor at stack index base_idx with the given header (data,
  * sizes and strides inside base's storage). */
 AgTensor *agl_push_view(lua_State *L, int base_idx, const AgTensor *view);
@@ -68,8 +77,9 @@ void agl_open_host(lua_State *L);
 /* Threads of OpenBLAS and OpenMP. */
 void agl_set_threads(int n);
 
-/* Generators ("agop.Generator" userdata). agl_opt_generator returns the generator at arg
- * when there is one there, else the default one (seeded by agop.manual_seed). */
+/* Generators ("agop.Generator" userdata, bindings/generator.c). agl_opt_generator returns the
+ * generator at arg when there is one there, else the default one (seeded by agop.manual_seed).
+ */
 #define AGL_GENERATOR "agop.Generator"
 AgRng *agl_check_generator(lua_State *L, int arg);
 AgRng *agl_test_generator(lua_State *L, int arg);
