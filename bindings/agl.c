@@ -134,6 +134,13 @@ int64_t agl_check_int(lua_State *L, int arg, const char *fname, const char *what
     return (int64_t)x;
 }
 
+int agl_check_dim(lua_State *L, int arg, const AgTensor *t, const char *fname) {
+    if (t->dim == 0) return luaL_error(L, "%s: tensor has no dimensions", fname);
+    int64_t d = agl_check_int(L, arg, fname, "dimension", -t->dim, t->dim);
+    if (d == 0) return luaL_error(L, "%s: dimension 0 does not exist (1-based)", fname);
+    return (int)(d < 0 ? t->dim + d : d - 1);
+}
+
 double agl_check_finite(lua_State *L, int arg, const char *fname, const char *what) {
     int isnum = 0;
     lua_Number x = lua_tonumberx(L, arg, &isnum);
