@@ -11,8 +11,7 @@ int batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double m
                        "batchnorm2d: sizes must be positive (batch %lld, channels %lld, "
                        "%lld pixels)",
                        (long long)nb, (long long)nc, (long long)hw);
-    if (nb > ((int64_t)1 << 40) / nc / hw)
-        return ag_fail(err, "batchnorm2d: input is too large");
+    if (nb > AG_MAXNUMEL / nc / hw) return ag_fail(err, "batchnorm2d: input is too large");
     if (training && nb * hw < 2)
         return ag_fail(err,
                        "batchnorm2d: training needs more than 1 value per channel, got "

@@ -80,9 +80,9 @@ int conv2d_check(const ConvShape *s, AgError *err) {
     int64_t d, n, t;
     if (ag_mul_size((int64_t)s->ci * s->k, s->k, &d) || d > INT_MAX ||
         ag_mul_size((int64_t)s->ho * s->wo, s->b, &n) || n > INT_MAX ||
-        ag_mul_size(d + s->co, n, &t) || t > ((int64_t)1 << 40) ||
-        (int64_t)s->b * s->ci * s->h * s->w > ((int64_t)1 << 40) ||
-        (int64_t)s->b * s->co * s->ho * s->wo > ((int64_t)1 << 40))
+        ag_mul_size(d + s->co, n, &t) || t > AG_MAXNUMEL ||
+        (int64_t)s->b * s->ci * s->h * s->w > AG_MAXNUMEL ||
+        (int64_t)s->b * s->co * s->ho * s->wo > AG_MAXNUMEL)
         return ag_fail(err,
                        "conv2d: input %dx%dx%dx%d with kernel %d is too large for the engine",
                        s->b, s->ci, s->h, s->w, s->k);

@@ -9,8 +9,8 @@ int linear_check(int b, int in, int out, AgError *err) {
     if (b < 1 || in < 1 || out < 1)
         return ag_fail(err, "linear: sizes must be positive (batch %d, in %d, out %d)", b, in,
                        out);
-    if ((int64_t)b * in > ((int64_t)1 << 40) || (int64_t)b * out > ((int64_t)1 << 40) ||
-        (int64_t)in * out > ((int64_t)1 << 40))
+    if ((int64_t)b * in > AG_MAXNUMEL || (int64_t)b * out > AG_MAXNUMEL ||
+        (int64_t)in * out > AG_MAXNUMEL)
         return ag_fail(err, "linear: batch %d, in %d, out %d is too large", b, in, out);
     return 0;
 }

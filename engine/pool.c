@@ -29,7 +29,7 @@ int pool2d_shape(PoolShape *s, const int64_t xsize[4], int k, int stride, int pa
     if ((int64_t)s->h * s->w > ((int64_t)1 << 24))
         return ag_fail(err, "%s: input plane %dx%d is larger than 2^24 pixels", fname, s->h,
                        s->w);
-    if ((int64_t)s->b * s->c > ((int64_t)1 << 40) / ((int64_t)s->h * s->w))
+    if ((int64_t)s->b * s->c > AG_MAXNUMEL / ((int64_t)s->h * s->w))
         return ag_fail(err, "%s: input %dx%dx%dx%d is too large", fname, s->b, s->c, s->h,
                        s->w);
     s->ho = (s->h + 2 * pad - k) / stride + 1;
@@ -204,8 +204,7 @@ static int check_adaptive(const char *fname, int64_t nplanes, int h, int w, int 
                        fname, (long long)nplanes, h, w);
     if (oh < 1 || ow < 1)
         return ag_fail(err, "%s: output size must be positive, got %dx%d", fname, oh, ow);
-    if ((int64_t)h * w > ((int64_t)1 << 40) / nplanes ||
-        (int64_t)oh * ow > ((int64_t)1 << 40) / nplanes)
+    if ((int64_t)h * w > AG_MAXNUMEL / nplanes || (int64_t)oh * ow > AG_MAXNUMEL / nplanes)
         return ag_fail(err, "%s: %lld planes of %dx%d -> %dx%d is too large", fname,
                        (long long)nplanes, h, w, oh, ow);
     return 0;

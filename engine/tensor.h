@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #define AG_MAXDIM 8
-#define AG_MAXNUMEL ((int64_t)1 << 40) /* 4 TiB of floats: anything larger is a mistake */
 
 typedef struct AgTensor {
     float *data; /* first element */
