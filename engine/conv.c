@@ -129,50 +129,45 @@ static void valid_range(int kw, const ConvShape *s, int *lo, int *hi) {
     *hi = h;
 }
 
-/* cols rows (c*K .. c*K+K-1)*K, columns b*P .. b*P+P-1, from plane x[b][c]. */
-static void im2col_plane(float *base, int64_t n, const float *xp, const ConvShape *s) {
+/* The direction of a copy between an image and its columns: im2col gathers the columns
+ * from the image, col2im (its adjoint) scatters them back, adding where they overlap.
+ * Every copy below is one routine with a direction; called with a constant one, the
+ * always_inline routines compile to the two loops each direction needs. */
+enum { GATHER, SCATTER };
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Plane xp = x[b][c] and its cols rows (c*K .. c*K+K-1)*K, columns b*P .. b*P+P-1 (row
+ * length n): GATHER fills those rows (0 outside the image), SCATTER sets the plane to
+ * the sum of the entries that read each pixel. */
+ALWAYS_INLINE void plane_cols(int dir, float *xp, float *base, int64_t n, const ConvShape *s) {
     const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
+    if (dir == SCATTER) memset(xp, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
     for (int kh = 0; kh < k; kh++)
         for (int kw = 0; kw < k; kw++) {
-            float *dst = base + (int64_t)(kh * k + kw) * n;
+            float *row = base + (int64_t)(kh * k + kw) * n;
             int lo, hi;
             valid_range(kw, s, &lo, &hi);
             for (int oh = 0; oh < ho; oh++) {
-                float *d = dst + (int64_t)oh * wo;
+                float *r = row + (int64_t)oh * wo;
                 int ih = oh * st - pad + kh;
                 if (ih < 0 || ih >= s->h) {
-                    memset(d, 0, sizeof(float) * (size_t)wo);
+                    if (dir == GATHER) memset(r, 0, sizeof(float) * (size_t)wo);
                     continue;
                 }
-                const float *src = xp + (int64_t)ih * s->w - pad + kw;
-                for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                float *px = xp + (int64_t)ih * s->w - pad + kw;
+                if (dir == SCATTER) {
+                    if (st == 1)
+                        for (int ow = lo; ow < hi; ow++) px[ow] += r[ow];
+                    else
+                        for (int ow = lo; ow < hi; ow++) px[(int64_t)ow * st] += r[ow];
+                    continue;
+                }
+                for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
                 if (st == 1)
-                    memcpy(d + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    memcpy(r + lo, px + lo, sizeof(float) * (size_t)(hi - lo));
                 else
-                    for (int ow = lo; ow < hi; ow++) d[ow] = src[(int64_t)ow * st];
-                for (int ow = hi; ow < wo; ow++) d[ow] = 0.0f;
-            }
-        }
-}
-
-/* plane dx[b][c] = sum over its cols entries (the adjoint of im2col_plane). */
-static void col2im_plane(float *dxp, const float *base, int64_t n, const ConvShape *s) {
-    const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
-    memset(dxp, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
-    for (int kh = 0; kh < k; kh++)
-        for (int kw = 0; kw < k; kw++) {
-            const float *src = base + (int64_t)(kh * k + kw) * n;
-            int lo, hi;
-            valid_range(kw, s, &lo, &hi);
-            for (int oh = 0; oh < ho; oh++) {
-                int ih = oh * st - pad + kh;
-                if (ih < 0 || ih >= s->h) continue;
-                float *d = dxp + (int64_t)ih * s->w - pad + kw;
-                const float *r = src + (int64_t)oh * wo;
-                if (st == 1)
-                    for (int ow = lo; ow < hi; ow++) d[ow] += r[ow];
-                else
-                    for (int ow = lo; ow < hi; ow++) d[(int64_t)ow * st] += r[ow];
+                    for (int ow = lo; ow < hi; ow++) r[ow] = px[(int64_t)ow * st];
+                for (int ow = hi; ow < wo; ow++) r[ow] = 0.0f;
             }
         }
 }
@@ -204,76 +199,51 @@ static inline void store_fence(void) {
 }
 
 /* Stride 1: the run of one (kh, kw) row of cols over a block of images is, image by
- * image and row by row, `w` contiguous floats of the padded planes. Written for a
- * constant w the copies become a few vector moves; written as non-temporal 8-byte
- * stores when dst allows. */
-static inline __attribute__((always_inline)) void
-gather_rows_w(float *dst, const float *src, int nimg, int ho, int pp, int wp, int w, int nt) {
-    for (int b = 0; b < nimg; b++, src += pp)
-        for (int oh = 0; oh < ho; oh++, dst += w) {
-            const float *r = src + oh * wp;
+ * image and row by row, `w` contiguous floats of the padded planes. GATHER copies them
+ * into the run (as non-temporal 8-byte stores when nt), SCATTER adds the run back.
+ * Written for a constant w the copies become a few vector moves. */
+ALWAYS_INLINE void rows_w(int dir, float *run, float *pad, int nimg, int ho, int pp, int wp,
+                          int w, int nt) {
+    for (int b = 0; b < nimg; b++, pad += pp)
+        for (int oh = 0; oh < ho; oh++, run += w) {
+            float *r = pad + oh * wp;
+            if (dir == SCATTER) {
+                for (int i = 0; i < w; i++) r[i] += run[i];
+                continue;
+            }
 #if defined(__SSE2__) && defined(__x86_64__)
             if (nt) {
                 for (int i = 0; i < w; i += 2) {
                     long long v;
                     memcpy(&v, r + i, sizeof v);
-                    _mm_stream_si64((long long *)(dst + i), v);
+                    _mm_stream_si64((long long *)(run + i), v);
                 }
                 continue;
             }
 #endif
-            for (int i = 0; i < w; i++) dst[i] = r[i];
+            for (int i = 0; i < w; i++) run[i] = r[i];
         }
 }
 
-static void gather_rows(float *dst, const float *src, int nimg, int ho, int pp, int wp, int w) {
+ALWAYS_INLINE void rows(int dir, float *run, float *pad, int nimg, int ho, int pp, int wp,
+                        int w) {
     /* 8-byte non-temporal stores need even offsets from an 8-byte aligned base */
-    const int nt = w % 2 == 0 && (uintptr_t)dst % 8 == 0;
+    const int nt = dir == GATHER && w % 2 == 0 && (uintptr_t)run % 8 == 0;
     switch (w) {
     case 2:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 2, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 2, nt);
         break;
     case 4:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 4, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 4, nt);
         break;
     case 8:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 8, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 8, nt);
         break;
     case 16:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 16, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 16, nt);
         break;
     default:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, w, nt);
-    }
-}
-
-/* The adjoint: the padded planes += the run, row by row. */
-static inline __attribute__((always_inline)) void
-scatter_rows_w(float *dst, const float *src, int nimg, int ho, int pp, int wp, int w) {
-    for (int b = 0; b < nimg; b++, dst += pp)
-        for (int oh = 0; oh < ho; oh++, src += w) {
-            float *r = dst + oh * wp;
-            for (int i = 0; i < w; i++) r[i] += src[i];
-        }
-}
-
-static void scatter_rows(float *dst, const float *src, int nimg, int ho, int pp, int wp,
-                         int w) {
-    switch (w) {
-    case 2:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 2);
-        break;
-    case 4:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 4);
-        break;
-    case 8:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 8);
-        break;
-    case 16:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 16);
-        break;
-    default:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, w);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, w, nt);
     }
 }
 
@@ -303,10 +273,11 @@ static void small_plan(SmallPlan *sp, const ConvShape *s) {
         for (int iw = 0; iw < s->w; iw++, t++) sp->inner[t] = (ih + s->pad) * wp + s->pad + iw;
 }
 
-/* The work-sharing halves of im2col and col2im: orphaned `omp for` loops that split
- * their work among the threads of an enclosing parallel region (or run serially outside
- * one), so that a caller can put several of them in one region. */
-static void im2col_for(float *cols, const float *x, const ConvShape *s) {
+/* The work-sharing halves of im2col (GATHER: cols from x) and col2im (SCATTER: x, the
+ * input gradient, from cols): orphaned `omp for` loops that split their work among the
+ * threads of an enclosing parallel region (or run serially outside one), so that a
+ * caller can put several of them in one region. */
+ALWAYS_INLINE void cols_for(int dir, float *cols, float *x, const ConvShape *s) {
     const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
     const int64_t hw = (int64_t)s->h * s->w;
     const int nb = s->b, nc = s->ci;
@@ -315,71 +286,55 @@ static void im2col_for(float *cols, const float *x, const ConvShape *s) {
         float pad[SMALL_PLANE];
         small_plan(&sp, s);
         const int blk = sp.blk, nblk = (nb + blk - 1) / blk;
-        memset(pad, 0, sizeof(float) * (size_t)(blk * sp.pp)); /* borders stay 0 */
+        if (dir == GATHER) /* the borders stay 0 */
+            memset(pad, 0, sizeof(float) * (size_t)(blk * sp.pp));
 #pragma omp for collapse(2) schedule(static)
         for (int c = 0; c < nc; c++)
             for (int q = 0; q < nblk; q++) {
                 const int b0 = q * blk, b1 = b0 + blk < nb ? b0 + blk : nb;
                 const int run = (b1 - b0) * (int)p;
-                for (int b = b0; b < b1; b++) {
-                    const float *xp = x + ((int64_t)b * nc + c) * hw;
-                    float *pb = pad + (b - b0) * sp.pp;
-                    for (int t = 0; t < hw; t++) pb[sp.inner[t]] = xp[t];
-                }
+                if (dir == GATHER)
+                    for (int b = b0; b < b1; b++) {
+                        const float *xp = x + ((int64_t)b * nc + c) * hw;
+                        float *pb = pad + (b - b0) * sp.pp;
+                        for (int t = 0; t < hw; t++) pb[sp.inner[t]] = xp[t];
+                    }
+                else
+                    memset(pad, 0, sizeof(float) * (size_t)((b1 - b0) * sp.pp));
+                /* for a fixed (kh, kw) the cells of a run are distinct: no conflicts */
                 for (int r = 0; r < kk; r++) {
-                    float *dst = cols + (c * kk + r) * n + (int64_t)b0 * p;
-                    const float *src = pad + (r / s->k) * sp.wp + r % s->k;
+                    float *rp = cols + (c * kk + r) * n + (int64_t)b0 * p;
+                    float *pp = pad + (r / s->k) * sp.wp + r % s->k;
                     if (s->stride == 1)
-                        gather_rows(dst, src, b1 - b0, s->ho, sp.pp, sp.wp, s->wo);
+                        rows(dir, rp, pp, b1 - b0, s->ho, sp.pp, sp.wp, s->wo);
+                    else if (dir == GATHER)
+                        for (int t = 0; t < run; t++) store_nt(rp + t, pp[sp.base[t]]);
                     else
-                        for (int t = 0; t < run; t++) store_nt(dst + t, src[sp.base[t]]);
+                        for (int t = 0; t < run; t++) pp[sp.base[t]] += rp[t];
                 }
+                if (dir == SCATTER)
+                    for (int b = b0; b < b1; b++) {
+                        float *xp = x + ((int64_t)b * nc + c) * hw;
+                        const float *pb = pad + (b - b0) * sp.pp;
+                        for (int t = 0; t < hw; t++) xp[t] = pb[sp.inner[t]];
+                    }
             }
-        store_fence();
+        if (dir == GATHER) store_fence();
         return;
     }
 #pragma omp for collapse(2) schedule(static)
     for (int c = 0; c < nc; c++)
         for (int b = 0; b < nb; b++)
-            im2col_plane(cols + c * kk * n + b * p, n, x + ((int64_t)b * nc + c) * hw, s);
+            plane_cols(dir, x + ((int64_t)b * nc + c) * hw, cols + c * kk * n + b * p, n, s);
+}
+
+/* x is only read when gathering */
+static void im2col_for(float *cols, const float *x, const ConvShape *s) {
+    cols_for(GATHER, cols, (float *)x, s);
 }
 
 static void col2im_for(float *dx, const float *cols, const ConvShape *s) {
-    const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
-    const int64_t hw = (int64_t)s->h * s->w;
-    const int nb = s->b, nc = s->ci;
-    if (small_images(s)) {
-        SmallPlan sp;
-        float pad[SMALL_PLANE];
-        small_plan(&sp, s);
-        const int blk = sp.blk, nblk = (nb + blk - 1) / blk;
-#pragma omp for collapse(2) schedule(static)
-        for (int c = 0; c < nc; c++)
-            for (int q = 0; q < nblk; q++) {
-                const int b0 = q * blk, b1 = b0 + blk < nb ? b0 + blk : nb;
-                const int run = (b1 - b0) * (int)p;
-                memset(pad, 0, sizeof(float) * (size_t)((b1 - b0) * sp.pp));
-                /* for a fixed (kh, kw) the cells of a run are distinct: no conflicts */
-                for (int r = 0; r < kk; r++) {
-                    const float *src = cols + (c * kk + r) * n + (int64_t)b0 * p;
-                    float *dst = pad + (r / s->k) * sp.wp + r % s->k;
-                    if (s->stride == 1)
-                        scatter_rows(dst, src, b1 - b0, s->ho, sp.pp, sp.wp, s->wo);
-                    else
-                        for (int t = 0; t < run; t++) dst[sp.base[t]] += src[t];
-                }
-                for (int b = b0; b < b1; b++) {
-                    float *dp = dx + ((int64_t)b * nc + c) * hw;
-                    const float *pb = pad + (b - b0) * sp.pp;
-                    for (int t = 0; t < hw; t++) dp[t] = pb[sp.inner[t]];
-                }
-            }
-        return;
-    }
-#pragma omp for collapse(2) schedule(static)
-    for (int c = 0; c < nc; c++)
-        for (int b = 0; b < nb; b++)
-            col2im_plane(dx + ((int64_t)b * nc + c) * hw, cols + c * kk * n + b * p, n, s);
+    cols_for(SCATTER, (float *)cols, dx, s);
 }
 
 void conv2d_im2col(float *cols, const float *x, const ConvShape *s) {
@@ -402,9 +357,17 @@ static int per_image(const ConvShape *s) {
     return s->b == 1 || (int64_t)s->ho * s->wo >= CONV_PER_IMAGE_MIN;
 }
 
+/* The buffers of conv2d_forward (y, x, w, b) and conv2d_backward (dx, dw, db, dy, x, w),
+ * handed to one chunk of images at a time by for_chunks. */
+typedef struct ConvBufs {
+    float *y, *dx, *dw, *db, *scratch;
+    const float *x, *w, *b, *dy;
+} ConvBufs;
+
 /* conv2d_forward on the images of one chunk (s->b of them) */
-static int forward_chunk(float *y, float *scratch, const float *x, const float *w,
-                         const float *b, const ConvShape *s, AgError *err) {
+static int forward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
+    float *y = a->y, *scratch = a->scratch;
+    const float *x = a->x, *w = a->w, *b = a->b;
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
     const int p = s->ho * s->wo, n = p * nb;
     float *cols = scratch, *tmp = scratch + (int64_t)d * n;
@@ -457,8 +420,9 @@ static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const 
 }
 
 /* conv2d_backward on the images of one chunk (s->b of them) */
-static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const float *dy,
-                          const float *x, const float *w, const ConvShape *s, AgError *err) {
+static int backward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
+    float *dx = a->dx, *dw = a->dw, *db = a->db, *scratch = a->scratch;
+    const float *dy = a->dy, *x = a->x, *w = a->w;
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
     const int p = s->ho * s->wo, n = p * nb;
     float *cols = scratch, *dyp = scratch + (int64_t)d * n;
@@ -513,8 +477,10 @@ static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const
     return 0;
 }
 
-int conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
-                   const ConvShape *s, AgError *err) {
+/* Runs chunk on the images of s in chunks of chunk_images(s), each with the per-image
+ * buffers (y, dx, dy, x; the NULL ones stay NULL) advanced to its first image. */
+static int for_chunks(int (*chunk)(const ConvBufs *, const ConvShape *, AgError *),
+                      const ConvBufs *a, const ConvShape *s, AgError *err) {
     if (conv2d_check(s, err)) return -1;
     const int ipc = chunk_images(s);
     const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
@@ -522,23 +488,24 @@ int conv2d_forward(float *y, float *scratch, const float *x, const float *w, con
         if (ag_cancelled(err)) return -1;
         ConvShape c = *s;
         c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
-        if (forward_chunk(y + b0 * ys, scratch, x + b0 * xs, w, b, &c, err)) return -1;
+        ConvBufs at = *a;
+        at.y = a->y ? a->y + b0 * ys : NULL;
+        at.dy = a->dy ? a->dy + b0 * ys : NULL;
+        at.x = a->x ? a->x + b0 * xs : NULL;
+        at.dx = a->dx ? a->dx + b0 * xs : NULL;
+        if (chunk(&at, &c, err)) return -1;
     }
     return 0;
 }
 
+int conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
+                   const ConvShape *s, AgError *err) {
+    ConvBufs a = {.y = y, .scratch = scratch, .x = x, .w = w, .b = b};
+    return for_chunks(forward_chunk, &a, s, err);
+}
+
 int conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
                     const float *x, const float *w, const ConvShape *s, AgError *err) {
-    if (conv2d_check(s, err)) return -1;
-    const int ipc = chunk_images(s);
-    const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
-    for (int b0 = 0; b0 < s->b; b0 += ipc) {
-        if (ag_cancelled(err)) return -1;
-        ConvShape c = *s;
-        c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
-        if (backward_chunk(dx ? dx + b0 * xs : NULL, dw, db, scratch, dy + b0 * ys,
-                           x ? x + b0 * xs : NULL, w, &c, err))
-            return -1;
-    }
-    return 0;
+    ConvBufs a = {.dx = dx, .dw = dw, .db = db, .scratch = scratch, .dy = dy, .x = x, .w = w};
+    return for_chunks(backward_chunk, &a, s, err);
 }
