@@ -134,6 +134,15 @@ int64_t agl_check_int(lua_State *L, int arg, const char *fname, const char *what
     return (int64_t)x;
 }
 
+int64_t agl_opt_int(lua_State *L, int arg, const char *fname, const char *what, int64_t lo,
+                    int64_t hi, int64_t def) {
+    return lua_isnoneornil(L, arg) ? def : agl_check_int(L, arg, fname, what, lo, hi);
+}
+
+double agl_opt_finite(lua_State *L, int arg, const char *fname, const char *what, double def) {
+    return lua_isnoneornil(L, arg) ? def : agl_check_finite(L, arg, fname, what);
+}
+
 int agl_check_dim(lua_State *L, int arg, const AgTensor *t, const char *fname) {
     if (t->dim == 0) return luaL_error(L, "%s: tensor has no dimensions", fname);
     int64_t d = agl_check_int(L, arg, fname, "dimension", -t->dim, t->dim);

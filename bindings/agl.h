@@ -65,6 +65,10 @@ void agl_tensor_methods(lua_State *L);
  * message naming fname: "conv2d: stride must be an integer in [1, 1024], got 0". */
 int64_t agl_check_int(lua_State *L, int arg, const char *fname, const char *what, int64_t lo,
                       int64_t hi);
+/* agl_check_int and agl_check_finite, or def when arg is none or nil (as luaL_opt*). */
+int64_t agl_opt_int(lua_State *L, int arg, const char *fname, const char *what, int64_t lo,
+                    int64_t hi, int64_t def);
+double agl_opt_finite(lua_State *L, int arg, const char *fname, const char *what, double def);
 /* A dimension argument (1-based, negative counts from the end) as a 0-based index into
  * t's dimensions, or an error naming fname. */
 int agl_check_dim(lua_State *L, int arg, const AgTensor *t, const char *fname);
