@@ -30,16 +30,11 @@
 static void check_conv(lua_State *L, const char *fname, int sarg, ConvShape *s) {
     AgTensor *x = kc_tensor_dim(L, 1, fname, "input", 4, "(B, Ci, H, W)");
     AgTensor *w = kc_tensor_dim(L, 2, fname, "weight", 4, "(Co, Ci, K, K)");
-    int stride = lua_isnoneornil(L, sarg)
-                     ? 1
-                     : (int)agl_check_int(L, sarg, fname, "stride", 1, MAX_STRIDE);
-    int pad = lua_isnoneornil(L, sarg + 1)
-                  ? 0
-                  : (int)agl_check_int(L, sarg + 1, fname, "padding", 0, MAX_PAD);
+    int stride = (int)agl_opt_int(L, sarg, fname, "stride", 1, MAX_STRIDE, 1);
+    int pad = (int)agl_opt_int(L, sarg + 1, fname, "padding", 0, MAX_PAD, 0);
     AgError err = AG_ERROR_INIT;
     if (conv2d_shape(s, x->size, w->size, stride, pad, &err))
-        luaL_error(L, "%s: %s (input %s, weight %s)", fname,
-                   err.msg + (strncmp(err.msg, "conv2d: ", 8) ? 0 : 8), agl_shape(x, 0),
+        luaL_error(L, "%s: %s (input %s, weight %s)", fname, err.msg, agl_shape(x, 0),
                    agl_shape(w, 1));
 }
 

@@ -26,19 +26,19 @@ int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], i
                  int pad, AgError *err) {
     for (int i = 0; i < 4; i++) {
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
-            return ag_fail(err, "conv2d: input %lldx%lldx%lldx%lld has an empty or huge size",
+            return ag_fail(err, "input %lldx%lldx%lldx%lld has an empty or huge size",
                            (long long)xsize[0], (long long)xsize[1], (long long)xsize[2],
                            (long long)xsize[3]);
         if (wsize[i] <= 0 || wsize[i] > INT_MAX)
-            return ag_fail(err, "conv2d: weight %lldx%lldx%lldx%lld has an empty or huge size",
+            return ag_fail(err, "weight %lldx%lldx%lldx%lld has an empty or huge size",
                            (long long)wsize[0], (long long)wsize[1], (long long)wsize[2],
                            (long long)wsize[3]);
     }
     if (xsize[1] != wsize[1])
-        return ag_fail(err, "conv2d: input has %lld channels, weight expects %lld",
-                       (long long)xsize[1], (long long)wsize[1]);
+        return ag_fail(err, "input has %lld channels, weight expects %lld", (long long)xsize[1],
+                       (long long)wsize[1]);
     if (wsize[2] != wsize[3])
-        return ag_fail(err, "conv2d: kernel %lldx%lld is not square", (long long)wsize[2],
+        return ag_fail(err, "kernel %lldx%lld is not square", (long long)wsize[2],
                        (long long)wsize[3]);
     s->b = (int)xsize[0];
     s->ci = (int)xsize[1];
@@ -48,43 +48,37 @@ int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], i
     s->k = (int)wsize[2];
     s->stride = stride;
     s->pad = pad;
-    s->ho = s->wo = 0;
+    s->ho = s->wo = 0; /* left 0 (and rejected by conv2d_check) when the geometry is bad */
     s->chunk = 0;
-    if (stride < 1) return ag_fail(err, "conv2d: stride must be >= 1, got %d", stride);
-    if (pad < 0) return ag_fail(err, "conv2d: padding must be >= 0, got %d", pad);
-    if ((int64_t)s->h + 2 * (int64_t)pad < s->k || (int64_t)s->w + 2 * (int64_t)pad < s->k)
-        return ag_fail(err, "conv2d: input %dx%d with padding %d is smaller than kernel %d",
-                       s->h, s->w, pad, s->k);
-    s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - s->k) / stride + 1);
-    s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - s->k) / stride + 1);
+    if (stride >= 1 && pad >= 0 && (int64_t)s->h + 2 * (int64_t)pad >= s->k &&
+        (int64_t)s->w + 2 * (int64_t)pad >= s->k) {
+        s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - s->k) / stride + 1);
+        s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - s->k) / stride + 1);
+    }
     return conv2d_check(s, err);
 }
 
 int conv2d_check(const ConvShape *s, AgError *err) {
     if (s->b < 1 || s->ci < 1 || s->h < 1 || s->w < 1 || s->co < 1 || s->k < 1)
-        return ag_fail(err,
-                       "conv2d: sizes must be positive (input %dx%dx%dx%d, weight "
-                       "%dx%dx%dx%d)",
+        return ag_fail(err, "sizes must be positive (input %dx%dx%dx%d, weight %dx%dx%dx%d)",
                        s->b, s->ci, s->h, s->w, s->co, s->ci, s->k, s->k);
-    if (s->stride < 1) return ag_fail(err, "conv2d: stride must be >= 1, got %d", s->stride);
-    if (s->chunk < 0) return ag_fail(err, "conv2d: chunk must be >= 0, got %d", s->chunk);
-    if (s->pad < 0) return ag_fail(err, "conv2d: padding must be >= 0, got %d", s->pad);
+    if (s->stride < 1) return ag_fail(err, "stride must be >= 1, got %d", s->stride);
+    if (s->pad < 0) return ag_fail(err, "padding must be >= 0, got %d", s->pad);
+    if (s->chunk < 0) return ag_fail(err, "chunk must be >= 0, got %d", s->chunk);
     if ((int64_t)s->h + 2 * (int64_t)s->pad < s->k ||
         (int64_t)s->w + 2 * (int64_t)s->pad < s->k)
-        return ag_fail(err, "conv2d: input %dx%d with padding %d is smaller than kernel %d",
-                       s->h, s->w, s->pad, s->k);
+        return ag_fail(err, "input %dx%d with padding %d is smaller than kernel %d", s->h, s->w,
+                       s->pad, s->k);
     if (s->ho != ((int64_t)s->h + 2 * (int64_t)s->pad - s->k) / s->stride + 1 ||
         s->wo != ((int64_t)s->w + 2 * (int64_t)s->pad - s->k) / s->stride + 1)
-        return ag_fail(err, "conv2d: output size %dx%d does not follow from the input", s->ho,
-                       s->wo);
+        return ag_fail(err, "output size %dx%d does not follow from the input", s->ho, s->wo);
     int64_t d, n, t;
     if (ag_mul_size((int64_t)s->ci * s->k, s->k, &d) || d > INT_MAX ||
         ag_mul_size((int64_t)s->ho * s->wo, s->b, &n) || n > INT_MAX ||
         ag_mul_size(d + s->co, n, &t) || t > AG_MAXNUMEL ||
         (int64_t)s->b * s->ci * s->h * s->w > AG_MAXNUMEL ||
         (int64_t)s->b * s->co * s->ho * s->wo > AG_MAXNUMEL)
-        return ag_fail(err,
-                       "conv2d: input %dx%dx%dx%d with kernel %d is too large for the engine",
+        return ag_fail(err, "input %dx%dx%dx%d with kernel %d is too large for the engine",
                        s->b, s->ci, s->h, s->w, s->k);
     return 0;
 }

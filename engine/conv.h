@@ -23,12 +23,16 @@ typedef struct ConvShape {
 } ConvShape;
 
 /* Fills s from the sizes of x (B, Ci, H, W) and w (Co, Ci, K, K) and checks them all:
- * positive sizes, matching channels, a square kernel, stride >= 1, pad >= 0, an input
- * (with its padding) at least as large as the kernel, sizes that fit in int. */
+ * sizes that fit in int, matching channels, a square kernel, then conv2d_check. Messages
+ * are bare ("input 2x2 with padding 0 is smaller than kernel 3"): the caller names
+ * itself. */
 int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
                  int pad, AgError *err);
 
-/* Re-checks a filled shape (conv2d_forward/backward call it). */
+/* The one check of a filled shape (conv2d_shape, conv2d_forward/backward and the conv
+ * plans call it): positive sizes, stride >= 1, pad >= 0, an input (with its padding) at
+ * least as large as the kernel, an output size that follows, sizes the engine can
+ * index. */
 int conv2d_check(const ConvShape *s, AgError *err);
 
 /* Floats of scratch that conv2d_forward and conv2d_backward need (the same for both). */

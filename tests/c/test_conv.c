@@ -219,7 +219,8 @@ static int shape_fails(const int64_t xs[4], const int64_t ws[4], int stride, int
     ConvShape s;
     AgError err = AG_ERROR_INIT;
     int rc = conv2d_shape(&s, xs, ws, stride, pad, &err);
-    if (rc == 0 || !strstr(err.msg, want)) {
+    /* bare: the binding, not the engine, names the function */
+    if (rc == 0 || !strstr(err.msg, want) || strncmp(err.msg, "conv2d", 6) == 0) {
         fprintf(stderr, "  got rc=%d msg=\"%s\", want \"%s\"\n", rc, err.msg, want);
         return 0;
     }
@@ -228,10 +229,10 @@ static int shape_fails(const int64_t xs[4], const int64_t ws[4], int stride, int
 
 TEST(conv2d_rejects_bad_sizes_with_a_message) {
     CHECK(shape_fails((int64_t[]){2, 3, 8, 8}, (int64_t[]){4, 1, 3, 3}, 1, 1,
-                      "conv2d: input has 3 channels, weight expects 1"),
+                      "input has 3 channels, weight expects 1"),
           "channel mismatch");
     CHECK(shape_fails((int64_t[]){2, 1, 2, 2}, (int64_t[]){4, 1, 3, 3}, 1, 0,
-                      "conv2d: input 2x2 with padding 0 is smaller than kernel 3"),
+                      "input 2x2 with padding 0 is smaller than kernel 3"),
           "too small");
     CHECK(shape_fails((int64_t[]){2, 1, 8, 8}, (int64_t[]){4, 1, 3, 3}, 0, 0,
                       "stride must be >= 1, got 0"),
