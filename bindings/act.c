@@ -91,12 +91,7 @@ static int l_dropout(lua_State *L) {
     agl_check_tensor(L, 1);
     double p = agl_check_finite(L, 2, "dropout", "p");
     if (p < 0.0 || p > 1.0) return luaL_error(L, "dropout: p must be in [0, 1], got %f", p);
-    AgRng *g;
-    if (lua_isnoneornil(L, 3))
-        g = agl_default_generator(L);
-    else if (!(g = agl_test_generator(L, 3)))
-        return luaL_error(L, "dropout: argument 3 must be an agop.Generator or nil, got %s",
-                          luaL_typename(L, 3));
+    AgRng *g = agl_opt_generator(L, 3, "dropout");
     lua_settop(L, 3);
     const AgTensor *x = agl_check_contiguous(L, 1);
     AgTensor *y = agl_push_tensor(L, "dropout", x->dim, x->size);

@@ -84,13 +84,14 @@ void agl_open_host(lua_State *L);
 /* Threads of OpenBLAS and OpenMP. */
 void agl_set_threads(int n);
 
-/* Generators ("agop.Generator" userdata, bindings/generator.c). agl_opt_generator returns the
- * generator at arg when there is one there, else the default one (seeded by agop.manual_seed).
- */
+/* Generators ("agop.Generator" userdata, bindings/generator.c). agl_opt_generator: the
+ * generator at arg, the default one (seeded by agop.manual_seed) when arg is none or nil,
+ * else an error naming fname and the argument. */
 #define AGL_GENERATOR "agop.Generator"
 AgRng *agl_check_generator(lua_State *L, int arg);
 AgRng *agl_test_generator(lua_State *L, int arg);
 AgRng *agl_default_generator(lua_State *L);
+AgRng *agl_opt_generator(lua_State *L, int arg, const char *fname);
 
 /* The double-precision (n, n) accumulator of agop.dmatrix (bindings/features.c); other
  * bindings (dist.c) read its buffer. */

@@ -43,8 +43,8 @@ static int l_batchnorm2d(lua_State *L) {
     AgTensor *rm = kc_opt_inplace(L, 4, fname, "running_mean", 1, (int64_t[]){nc});
     AgTensor *rv = kc_opt_inplace(L, 5, fname, "running_var", 1, (int64_t[]){nc});
     int training = kc_opt_bool(L, 6, fname, "training");
-    double momentum = lua_isnoneornil(L, 7) ? 0.1 : agl_check_finite(L, 7, fname, "momentum");
-    double eps = lua_isnoneornil(L, 8) ? 1e-5 : agl_check_finite(L, 8, fname, "eps");
+    double momentum = agl_opt_finite(L, 7, fname, "momentum", 0.1);
+    double eps = agl_opt_finite(L, 8, fname, "eps", 1e-5);
     if ((rm == NULL) != (rv == NULL))
         return luaL_error(L, "%s: give both running_mean and running_var, or neither", fname);
     if (!training && !rm)

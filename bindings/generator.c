@@ -38,6 +38,15 @@ AgRng *agl_default_generator(lua_State *L) {
     return g;
 }
 
+AgRng *agl_opt_generator(lua_State *L, int arg, const char *fname) {
+    if (lua_isnoneornil(L, arg)) return agl_default_generator(L);
+    AgRng *g = agl_test_generator(L, arg);
+    if (!g)
+        luaL_error(L, "%s: argument %d must be an agop.Generator or nil, got %s", fname, arg,
+                   agl_typename(L, arg));
+    return g;
+}
+
 static uint64_t check_seed(lua_State *L, int arg, const char *fname) {
     return (uint64_t)agl_check_int(L, arg, fname, "seed", 0, (int64_t)1 << 53);
 }

@@ -107,7 +107,7 @@ static int fill_random(lua_State *L, const char *fname, int normal) {
     AgTensor *t = agl_check_tensor(L, 1);
     double a = agl_check_finite(L, 2, fname, normal ? "mean" : "lo");
     double b = agl_check_finite(L, 3, fname, normal ? "std" : "hi");
-    AgRng *g = lua_isnoneornil(L, 4) ? agl_default_generator(L) : agl_check_generator(L, 4);
+    AgRng *g = agl_opt_generator(L, 4, fname);
     if (!ag_is_contiguous(t)) return luaL_error(L, "%s: tensor must be contiguous", fname);
     if (normal)
         ag_rng_fill_normal(g, t->data, ag_numel(t), (float)a, (float)b);

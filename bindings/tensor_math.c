@@ -141,7 +141,7 @@ static int addc(lua_State *L, int div) {
     const char *fname = div ? "addcdiv_" : "addcmul_";
     AgTensor *t = agl_check_tensor(L, 1), *a = agl_check_tensor(L, 2),
              *b = agl_check_tensor(L, 3);
-    double v = lua_isnoneornil(L, 4) ? 1 : agl_check_finite(L, 4, fname, "value");
+    double v = agl_opt_finite(L, 4, fname, "value", 1);
     if (!ag_same_shape(t, a) || !ag_same_shape(t, b))
         return luaL_error(L, "%s: shapes %s, %s and %s differ", fname, agl_shape(t, 0),
                           agl_shape(a, 1), agl_shape(b, 2));
