@@ -5,8 +5,13 @@
  * userdata (so Lua's collector sees every byte), and when it is a view its first user
  * value holds the base userdata, which keeps the storage alive.
  *
- * agl.c implements this header. Each bindings/<name>.c except main.c, agop.c and agl.c
- * defines
+ * Naming: a binding file is named after the engine file it binds (conv.c binds
+ * engine/conv.c); one that binds several is named after the Lua concept they serve
+ * (features.c: engine/agop.c and engine/linalg.c; canvas.c: engine/canvas.c and font.c;
+ * generator.c: engine/rng.c; tensor*.c: engine/tensor.c, split by concept).
+ * module.c is the `agop` module root, main.c the host, agl.c this header's implementation.
+ *
+ * Each bindings/<name>.c except main.c, module.c and agl.c defines
  *     void agl_open_<name>(lua_State *L);
  * called with the agop module table on top of the stack; it adds its functions to it
  * (and methods to the Tensor type through agl_tensor_methods). The Makefile finds these
@@ -75,7 +80,7 @@ int agl_check_dim(lua_State *L, int arg, const AgTensor *t, const char *fname);
 /* A finite number, or an error naming fname and what. */
 double agl_check_finite(lua_State *L, int arg, const char *fname, const char *what);
 
-/* The agop module (bindings/agop.c) and the host's set-up of a fresh state whose standard
+/* The agop module (bindings/module.c) and the host's set-up of a fresh state whose standard
  * libraries are open: <repo>/lua first on package.path (the repository is found from the
  * executable, <repo>/agoplua or <repo>/build-*\/...), package.preload.agop and the global
  * agop. bindings/main.c and the fuzz harnesses (tests/fuzz/) share it. */

@@ -1,4 +1,5 @@
-/* agop.c - the `agop` module: registers every binding file, threads, clocks, versions.
+/* module.c - the `agop` module root (luaopen_agop): registers every binding file;
+ * threads, clocks, versions.
  * Lua-level additions (lazy submodules agop.nn, agop.plot, ..., agop.show, agop.save and
  * agop.load) come from lua/agop/base.lua, required at the end. */
 #include "agl.h"
