@@ -36,14 +36,28 @@ AgTensor *agl_test_tensor(lua_State *L, int arg) {
     return t ? &t->t : NULL;
 }
 
-AgTensor *agl_check_tensor(lua_State *L, int arg) {
-    AgTensor *t = agl_test_tensor(L, arg);
-    if (!t) {
-        const char *msg =
-            lua_pushfstring(L, "agop.Tensor expected, got %s", agl_typename(L, arg));
-        luaL_argerror(L, arg, msg);
+void *agl_check_type(lua_State *L, int arg, const char *tname) {
+    void *p = luaL_testudata(L, arg, tname);
+    if (!p)
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L, "%s expected, got %s", tname, agl_typename(L, arg)));
+    return p;
+}
+
+void agl_new_type(lua_State *L, const char *tname, const luaL_Reg *methods,
+                  const luaL_Reg *metamethods) {
+    luaL_newmetatable(L, tname);
+    if (methods) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
     }
-    return t;
+    if (metamethods) luaL_setfuncs(L, metamethods, 0);
+    lua_pop(L, 1);
+}
+
+AgTensor *agl_check_tensor(lua_State *L, int arg) {
+    return &((LTensor *)agl_check_type(L, arg, AGL_TENSOR))->t;
 }
 
 const char *agl_shape(const AgTensor *t, int slot) {

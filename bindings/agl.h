@@ -35,6 +35,14 @@ AgTensor *agl_test_tensor(lua_State *L, int arg); /* NULL when not a tensor */
 /* The __name of the value's metatable, else its type name ("number", "table"). */
 const char *agl_typename(lua_State *L, int arg);
 
+/* The userdata of type tname at arg, or a Lua error "bad argument #arg (tname expected,
+ * got <type>)" (luaL_checkudata, with the type named by its __name). */
+void *agl_check_type(lua_State *L, int arg, const char *tname);
+/* Creates the metatable tname: the methods table as __index, then metamethods (either
+ * may be NULL). The stack is left as it was. */
+void agl_new_type(lua_State *L, const char *tname, const luaL_Reg *methods,
+                  const luaL_Reg *metamethods);
+
 /* Like agl_check_tensor, but guarantees contiguous data: a non-contiguous tensor is
  * copied, and the copy replaces stack slot arg (so it stays alive for the call). */
 AgTensor *agl_check_contiguous(lua_State *L, int arg);

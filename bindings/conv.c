@@ -230,14 +230,9 @@ static const luaL_Reg plan_methods[] = {{"forward", l_plan_forward},
 
 void agl_open_conv(lua_State *L) {
     luaL_setfuncs(L, funcs, 0);
-    luaL_newmetatable(L, CONV_PLAN);
-    luaL_newlib(L, plan_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_plan_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_plan_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_plan_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    static const luaL_Reg plan_meta[] = {{"__gc", l_plan_gc},
+                                         {"__close", l_plan_gc},
+                                         {"__tostring", l_plan_tostring},
+                                         {NULL, NULL}};
+    agl_new_type(L, CONV_PLAN, plan_methods, plan_meta);
 }

@@ -317,12 +317,8 @@ static const luaL_Reg funcs[] = {{"eig", l_eig},
 
 void agl_open_features(lua_State *L) {
     int mod = lua_gettop(L);
-    luaL_newmetatable(L, DMATRIX);
-    luaL_newlib(L, dmatrix_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, d_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    static const luaL_Reg dmatrix_meta[] = {{"__tostring", d_tostring}, {NULL, NULL}};
+    agl_new_type(L, DMATRIX, dmatrix_methods, dmatrix_meta);
     agl_tensor_methods(L);
     luaL_setfuncs(L, tensor_methods, 0);
     lua_settop(L, mod);

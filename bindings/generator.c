@@ -10,13 +10,7 @@ AgRng *agl_test_generator(lua_State *L, int arg) {
 }
 
 AgRng *agl_check_generator(lua_State *L, int arg) {
-    AgRng *g = agl_test_generator(L, arg);
-    if (!g) {
-        const char *msg =
-            lua_pushfstring(L, "agop.Generator expected, got %s", agl_typename(L, arg));
-        luaL_argerror(L, arg, msg);
-    }
-    return g;
+    return agl_check_type(L, arg, AGL_GENERATOR);
 }
 
 static AgRng *push_generator(lua_State *L, uint64_t seed) {
@@ -162,13 +156,9 @@ static const luaL_Reg gen_funcs[] = {{"Generator", l_generator},
                                      {"manual_seed", l_manual_seed},
                                      {NULL, NULL}};
 
+static const luaL_Reg gen_meta[] = {{"__tostring", g_tostring}, {NULL, NULL}};
+
 void agl_open_generator(lua_State *L) {
-    int mod = lua_gettop(L);
-    luaL_newmetatable(L, AGL_GENERATOR);
-    luaL_newlib(L, gen_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, g_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_settop(L, mod);
+    agl_new_type(L, AGL_GENERATOR, gen_methods, gen_meta);
     luaL_setfuncs(L, gen_funcs, 0);
 }
