@@ -22,8 +22,8 @@
 #define CONV_PER_IMAGE_MIN 1024
 #endif
 
-int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
-                 int pad, AgError *err) {
+int ag_conv2d_shape(AgConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
+                    int pad, AgError *err) {
     for (int i = 0; i < 4; i++) {
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
             return ag_fail(err, "input %lldx%lldx%lldx%lld has an empty or huge size",
@@ -48,17 +48,17 @@ int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], i
     s->k = (int)wsize[2];
     s->stride = stride;
     s->pad = pad;
-    s->ho = s->wo = 0; /* left 0 (and rejected by conv2d_check) when the geometry is bad */
+    s->ho = s->wo = 0; /* left 0 (and rejected by ag_conv2d_check) when the geometry is bad */
     s->chunk = 0;
     if (stride >= 1 && pad >= 0 && (int64_t)s->h + 2 * (int64_t)pad >= s->k &&
         (int64_t)s->w + 2 * (int64_t)pad >= s->k) {
         s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - s->k) / stride + 1);
         s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - s->k) / stride + 1);
     }
-    return conv2d_check(s, err);
+    return ag_conv2d_check(s, err);
 }
 
-int conv2d_check(const ConvShape *s, AgError *err) {
+int ag_conv2d_check(const AgConvShape *s, AgError *err) {
     if (s->b < 1 || s->ci < 1 || s->h < 1 || s->w < 1 || s->co < 1 || s->k < 1)
         return ag_fail(err, "sizes must be positive (input %dx%dx%dx%d, weight %dx%dx%dx%d)",
                        s->b, s->ci, s->h, s->w, s->co, s->ci, s->k, s->k);
@@ -94,7 +94,7 @@ int conv2d_check(const ConvShape *s, AgError *err) {
 #endif
 #define CONV_CHUNK_MIN_N 1024
 
-static int chunk_images(const ConvShape *s) {
+static int chunk_images(const AgConvShape *s) {
     if (s->chunk > 0) return s->chunk < s->b ? s->chunk : s->b;
     const int64_t p = (int64_t)s->ho * s->wo, d = (int64_t)s->ci * s->k * s->k;
     int64_t ipc = CONV_CHUNK_BYTES / (d * p * (int64_t)sizeof(float));
@@ -105,14 +105,14 @@ static int chunk_images(const ConvShape *s) {
     return (int)((s->b + chunks - 1) / chunks);
 }
 
-int64_t conv2d_scratch_size(const ConvShape *s) {
+int64_t ag_conv2d_scratch_size(const AgConvShape *s) {
     int64_t n = (int64_t)chunk_images(s) * s->ho * s->wo;
     return ((int64_t)s->ci * s->k * s->k + s->co) * n;
 }
 
 /* The range [*lo, *hi) of output columns ow whose input column ow*S - P + kw is inside
  * [0, W). */
-static void valid_range(int kw, const ConvShape *s, int *lo, int *hi) {
+static void valid_range(int kw, const AgConvShape *s, int *lo, int *hi) {
     int first = s->pad - kw; /* ow*S >= first */
     int l = first <= 0 ? 0 : (first + s->stride - 1) / s->stride;
     int last = s->w - 1 + s->pad - kw; /* ow*S <= last */
@@ -133,7 +133,8 @@ enum { GATHER, SCATTER };
 /* Plane xp = x[b][c] and its cols rows (c*K .. c*K+K-1)*K, columns b*P .. b*P+P-1 (row
  * length n): GATHER fills those rows (0 outside the image), SCATTER sets the plane to
  * the sum of the entries that read each pixel. */
-ALWAYS_INLINE void plane_cols(int dir, float *xp, float *base, int64_t n, const ConvShape *s) {
+ALWAYS_INLINE void plane_cols(int dir, float *xp, float *base, int64_t n,
+                              const AgConvShape *s) {
     const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
     if (dir == SCATTER) memset(xp, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
     for (int kh = 0; kh < k; kh++)
@@ -241,7 +242,7 @@ ALWAYS_INLINE void rows(int dir, float *run, float *pad, int nimg, int ho, int p
     }
 }
 
-static int small_images(const ConvShape *s) {
+static int small_images(const AgConvShape *s) {
     int64_t p = (int64_t)s->ho * s->wo;
     return p <= 256 &&
            ((int64_t)s->h + 2 * s->pad) * ((int64_t)s->w + 2 * s->pad) <= SMALL_PLANE;
@@ -254,7 +255,7 @@ typedef struct SmallPlan {
     int inner[SMALL_PLANE]; /* (ih, iw) -> its cell in a padded plane */
 } SmallPlan;
 
-static void small_plan(SmallPlan *sp, const ConvShape *s) {
+static void small_plan(SmallPlan *sp, const AgConvShape *s) {
     const int wp = s->w + 2 * s->pad, pp = (s->h + 2 * s->pad) * wp;
     sp->wp = wp;
     sp->pp = pp;
@@ -271,7 +272,7 @@ static void small_plan(SmallPlan *sp, const ConvShape *s) {
  * input gradient, from cols): orphaned `omp for` loops that split their work among the
  * threads of an enclosing parallel region (or run serially outside one), so that a
  * caller can put several of them in one region. */
-ALWAYS_INLINE void cols_for(int dir, float *cols, float *x, const ConvShape *s) {
+ALWAYS_INLINE void cols_for(int dir, float *cols, float *x, const AgConvShape *s) {
     const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
     const int64_t hw = (int64_t)s->h * s->w;
     const int nb = s->b, nc = s->ci;
@@ -323,43 +324,43 @@ ALWAYS_INLINE void cols_for(int dir, float *cols, float *x, const ConvShape *s) 
 }
 
 /* x is only read when gathering */
-static void im2col_for(float *cols, const float *x, const ConvShape *s) {
+static void im2col_for(float *cols, const float *x, const AgConvShape *s) {
     cols_for(GATHER, cols, (float *)x, s);
 }
 
-static void col2im_for(float *dx, const float *cols, const ConvShape *s) {
+static void col2im_for(float *dx, const float *cols, const AgConvShape *s) {
     cols_for(SCATTER, (float *)cols, dx, s);
 }
 
-void conv2d_im2col(float *cols, const float *x, const ConvShape *s) {
+void ag_conv2d_im2col(float *cols, const float *x, const AgConvShape *s) {
 #pragma omp parallel
     im2col_for(cols, x, s);
 }
 
-void conv2d_col2im(float *dx, const float *cols, const ConvShape *s) {
+void ag_conv2d_col2im(float *dx, const float *cols, const AgConvShape *s) {
 #pragma omp parallel
     col2im_for(dx, cols, s);
 }
 
 /* A 1x1, stride-1, unpadded conv reads its columns straight from x (image b's columns
  * are x[b], (Ci, P) with leading dimension P), when it runs per image. */
-static int is_pointwise(const ConvShape *s) {
+static int is_pointwise(const AgConvShape *s) {
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
-static int per_image(const ConvShape *s) {
+static int per_image(const AgConvShape *s) {
     return s->b == 1 || (int64_t)s->ho * s->wo >= CONV_PER_IMAGE_MIN;
 }
 
-/* The buffers of conv2d_forward (y, x, w, b) and conv2d_backward (dx, dw, db, dy, x, w),
+/* The buffers of ag_conv2d_forward (y, x, w, b) and ag_conv2d_backward (dx, dw, db, dy, x, w),
  * handed to one chunk of images at a time by for_chunks. */
 typedef struct ConvBufs {
     float *y, *dx, *dw, *db, *scratch;
     const float *x, *w, *b, *dy;
 } ConvBufs;
 
-/* conv2d_forward on the images of one chunk (s->b of them) */
-static int forward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
+/* ag_conv2d_forward on the images of one chunk (s->b of them) */
+static int forward_chunk(const ConvBufs *a, const AgConvShape *s, AgError *err) {
     float *y = a->y, *scratch = a->scratch;
     const float *x = a->x, *w = a->w, *b = a->b;
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
@@ -367,7 +368,7 @@ static int forward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
     float *cols = scratch, *tmp = scratch + (int64_t)d * n;
     if (per_image(s)) {
         int direct = is_pointwise(s);
-        if (!direct) conv2d_im2col(cols, x, s);
+        if (!direct) ag_conv2d_im2col(cols, x, s);
         for (int i = 0; i < nb; i++) {
             if (ag_cancelled(err)) return -1;
             const float *ci = direct ? x + (int64_t)i * d * p : cols + (int64_t)i * p;
@@ -380,7 +381,7 @@ static int forward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
         }
         return 0;
     }
-    conv2d_im2col(cols, x, s);
+    ag_conv2d_im2col(cols, x, s);
     if (ag_cancelled(err)) return -1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, d, 1.0f, w, d, cols, n, 0.0f,
                 tmp, n);
@@ -397,7 +398,8 @@ static int forward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
 
 /* db[o] += sum of dy[:, o] (double), and, when dyp != NULL, the permuted copy
  * dyp (Co, B*P) of dy (B, Co, P) made in the same pass. Work-sharing (see im2col_for). */
-static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const ConvShape *s) {
+static void bias_grad_permute_for(float *db, float *dyp, const float *dy,
+                                  const AgConvShape *s) {
     const int nb = s->b, co = s->co;
     const int64_t p = (int64_t)s->ho * s->wo, n = p * nb;
 #pragma omp for schedule(static)
@@ -413,8 +415,8 @@ static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const 
     }
 }
 
-/* conv2d_backward on the images of one chunk (s->b of them) */
-static int backward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
+/* ag_conv2d_backward on the images of one chunk (s->b of them) */
+static int backward_chunk(const ConvBufs *a, const AgConvShape *s, AgError *err) {
     float *dx = a->dx, *dw = a->dw, *db = a->db, *scratch = a->scratch;
     const float *dy = a->dy, *x = a->x, *w = a->w;
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
@@ -448,7 +450,7 @@ static int backward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, p, co, 1.0f, w, d,
                             dy + (int64_t)i * co * p, p, 0.0f, ci, direct ? p : n);
             }
-            if (!direct) conv2d_col2im(dx, cols, s);
+            if (!direct) ag_conv2d_col2im(dx, cols, s);
         }
         return 0;
     }
@@ -466,21 +468,21 @@ static int backward_chunk(const ConvBufs *a, const ConvShape *s, AgError *err) {
     if (dx) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, n, co, 1.0f, w, d, dyp, n, 0.0f,
                     cols, n);
-        conv2d_col2im(dx, cols, s);
+        ag_conv2d_col2im(dx, cols, s);
     }
     return 0;
 }
 
 /* Runs chunk on the images of s in chunks of chunk_images(s), each with the per-image
  * buffers (y, dx, dy, x; the NULL ones stay NULL) advanced to its first image. */
-static int for_chunks(int (*chunk)(const ConvBufs *, const ConvShape *, AgError *),
-                      const ConvBufs *a, const ConvShape *s, AgError *err) {
-    if (conv2d_check(s, err)) return -1;
+static int for_chunks(int (*chunk)(const ConvBufs *, const AgConvShape *, AgError *),
+                      const ConvBufs *a, const AgConvShape *s, AgError *err) {
+    if (ag_conv2d_check(s, err)) return -1;
     const int ipc = chunk_images(s);
     const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
     for (int b0 = 0; b0 < s->b; b0 += ipc) {
         if (ag_cancelled(err)) return -1;
-        ConvShape c = *s;
+        AgConvShape c = *s;
         c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
         ConvBufs at = *a;
         at.y = a->y ? a->y + b0 * ys : NULL;
@@ -492,14 +494,14 @@ static int for_chunks(int (*chunk)(const ConvBufs *, const ConvShape *, AgError 
     return 0;
 }
 
-int conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
-                   const ConvShape *s, AgError *err) {
+int ag_conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
+                      const AgConvShape *s, AgError *err) {
     ConvBufs a = {.y = y, .scratch = scratch, .x = x, .w = w, .b = b};
     return for_chunks(forward_chunk, &a, s, err);
 }
 
-int conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
-                    const float *x, const float *w, const ConvShape *s, AgError *err) {
+int ag_conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
+                       const float *x, const float *w, const AgConvShape *s, AgError *err) {
     ConvBufs a = {.dx = dx, .dw = dw, .db = db, .scratch = scratch, .dy = dy, .x = x, .w = w};
     return for_chunks(backward_chunk, &a, s, err);
 }

@@ -5,9 +5,9 @@
 #include <string.h>
 
 /* The one check of a filled shape (the kernels call it too): a window (k >= 1) or none
- * (k = stride = pad = 0, pool2d_out_shape), sizes in range, an output that follows from
+ * (k = stride = pad = 0, ag_pool2d_out_shape), sizes in range, an output that follows from
  * the input. */
-static int pool2d_check(const PoolShape *s, AgError *err) {
+static int pool2d_check(const AgPoolShape *s, AgError *err) {
     if (s->b < 1 || s->c < 1 || s->h < 1 || s->w < 1)
         return ag_fail(err, "input %dx%dx%dx%d has an empty size", s->b, s->c, s->h, s->w);
     if ((int64_t)s->h * s->w > ((int64_t)1 << 24))
@@ -41,7 +41,7 @@ static int pool2d_check(const PoolShape *s, AgError *err) {
 }
 
 /* Fills s's input sizes from xsize, or fails for sizes that do not fit in int. */
-static int fill_input(PoolShape *s, const int64_t xsize[4], AgError *err) {
+static int fill_input(AgPoolShape *s, const int64_t xsize[4], AgError *err) {
     for (int i = 0; i < 4; i++)
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
             return ag_fail(err, "input %lldx%lldx%lldx%lld has an empty or huge size",
@@ -54,8 +54,8 @@ static int fill_input(PoolShape *s, const int64_t xsize[4], AgError *err) {
     return 0;
 }
 
-int pool2d_shape(PoolShape *s, const int64_t xsize[4], int k, int stride, int pad,
-                 AgError *err) {
+int ag_pool2d_shape(AgPoolShape *s, const int64_t xsize[4], int k, int stride, int pad,
+                    AgError *err) {
     if (fill_input(s, xsize, err)) return -1;
     s->k = k;
     s->stride = stride;
@@ -69,7 +69,7 @@ int pool2d_shape(PoolShape *s, const int64_t xsize[4], int k, int stride, int pa
     return pool2d_check(s, err);
 }
 
-int pool2d_out_shape(PoolShape *s, const int64_t xsize[4], int ho, int wo, AgError *err) {
+int ag_pool2d_out_shape(AgPoolShape *s, const int64_t xsize[4], int ho, int wo, AgError *err) {
     if (fill_input(s, xsize, err)) return -1;
     s->k = s->stride = s->pad = 0;
     s->ho = ho;
@@ -77,7 +77,8 @@ int pool2d_out_shape(PoolShape *s, const int64_t xsize[4], int ho, int wo, AgErr
     return pool2d_check(s, err);
 }
 
-int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, AgError *err) {
+int ag_maxpool2d_forward(float *y, float *idx, const float *x, const AgPoolShape *s,
+                         AgError *err) {
     if (pool2d_check(s, err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
@@ -140,8 +141,8 @@ int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, 
     return 0;
 }
 
-int maxpool2d_backward(float *dx, const float *idx, const float *dy, const PoolShape *s,
-                       AgError *err) {
+int ag_maxpool2d_backward(float *dx, const float *idx, const float *dy, const AgPoolShape *s,
+                          AgError *err) {
     if (pool2d_check(s, err)) return -1;
     const int64_t nplanes = (int64_t)s->b * s->c;
     const int h = s->h, w = s->w, ho = s->ho, wo = s->wo;
@@ -170,8 +171,8 @@ int maxpool2d_backward(float *dx, const float *idx, const float *dy, const PoolS
 
 /* Window o of an average pool along one axis of n pixels: *lo .. *hi clipped to the
  * image; returns the window's length with its padding cells (count_include_pad), the
- * divisor that avgpool2d_forward and avgpool2d_backward share. */
-static inline int avg_window(int o, const PoolShape *s, int n, int *lo, int *hi) {
+ * divisor that ag_avgpool2d_forward and ag_avgpool2d_backward share. */
+static inline int avg_window(int o, const AgPoolShape *s, int n, int *lo, int *hi) {
     int a = o * s->stride - s->pad, b = a + s->k;
     if (b > n + s->pad) b = n + s->pad;
     int len = b - a;
@@ -180,7 +181,7 @@ static inline int avg_window(int o, const PoolShape *s, int n, int *lo, int *hi)
     return len;
 }
 
-int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err) {
+int ag_avgpool2d_forward(float *y, const float *x, const AgPoolShape *s, AgError *err) {
     if (pool2d_check(s, err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
@@ -202,7 +203,7 @@ int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err
     return 0;
 }
 
-int avgpool2d_backward(float *dx, const float *dy, const PoolShape *s, AgError *err) {
+int ag_avgpool2d_backward(float *dx, const float *dy, const AgPoolShape *s, AgError *err) {
     if (pool2d_check(s, err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
@@ -232,7 +233,8 @@ static int a_end(int i, int out, int in) {
     return (int)((((int64_t)i + 1) * in + out - 1) / out);
 }
 
-int adaptive_avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err) {
+int ag_adaptive_avgpool2d_forward(float *y, const float *x, const AgPoolShape *s,
+                                  AgError *err) {
     if (pool2d_check(s, err)) return -1;
     const int64_t nplanes = (int64_t)s->b * s->c;
     const int h = s->h, w = s->w, oh = s->ho, ow = s->wo;
@@ -255,7 +257,8 @@ int adaptive_avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgE
     return 0;
 }
 
-int adaptive_avgpool2d_backward(float *dx, const float *dy, const PoolShape *s, AgError *err) {
+int ag_adaptive_avgpool2d_backward(float *dx, const float *dy, const AgPoolShape *s,
+                                   AgError *err) {
     if (pool2d_check(s, err)) return -1;
     const int64_t nplanes = (int64_t)s->b * s->c;
     const int h = s->h, w = s->w, oh = s->ho, ow = s->wo;
