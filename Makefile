@@ -37,8 +37,10 @@ ENGINE_SRC := $(sort $(wildcard engine/*.c))
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 BIND_SRC   := $(sort $(wildcard bindings/*.c))
 BIND_OBJ   := $(BIND_SRC:%.c=$(BUILD)/%.o)
-# tensor opens first: other binding files add methods to the Tensor type it creates
-BIND_NAMES := tensor $(filter-out main agop tensor,$(notdir $(basename $(BIND_SRC))))
+# tensor opens first: other binding files add methods to the Tensor type it creates.
+# main (the host), module (the agop module root) and agl (agl.h's implementation) open
+# nothing.
+BIND_NAMES := tensor $(filter-out main module agl tensor,$(notdir $(basename $(BIND_SRC))))
 CTEST_SRC  := $(sort $(wildcard tests/c/test_*.c))
 CTEST_BIN  := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 HDRS       := $(wildcard engine/*.h bindings/*.h tests/c/*.h)

@@ -5,7 +5,13 @@
  * userdata (so Lua's collector sees every byte), and when it is a view its first user
  * value holds the base userdata, which keeps the storage alive.
  *
- * Each bindings/<name>.c except main.c and agop.c defines
+ * Naming: a binding file is named after the engine file it binds (conv.c binds
+ * engine/conv.c); one that binds several is named after the Lua concept they serve
+ * (features.c: engine/agop.c and engine/linalg.c; canvas.c: engine/canvas.c and font.c;
+ * generator.c: engine/rng.c; tensor*.c: engine/tensor.c, split by concept).
+ * module.c is the `agop` module root, main.c the host, agl.c this header's implementation.
+ *
+ * Each bindings/<name>.c except main.c, module.c and agl.c defines
  *     void agl_open_<name>(lua_State *L);
  * called with the agop module table on top of the stack; it adds its functions to it
  * (and methods to the Tensor type through agl_tensor_methods). The Makefile finds these
@@ -26,6 +32,17 @@
 AgTensor *agl_check_tensor(lua_State *L, int arg);
 AgTensor *agl_test_tensor(lua_State *L, int arg); /* NULL when not a tensor */
 
+/* The __name of the value's metatable, else its type name ("number", "table"). */
+const char *agl_typename(lua_State *L, int arg);
+
+/* The userdata of type tname at arg, or a Lua error "bad argument #arg (tname expected,
+ * got <type>)" (luaL_checkudata, with the type named by its __name). */
+void *agl_check_type(lua_State *L, int arg, const char *tname);
+/* Creates the metatable tname: the methods table as __index, then metamethods (either
+ * may be NULL). The stack is left as it was. */
+void agl_new_type(lua_State *L, const char *tname, const luaL_Reg *methods,
+                  const luaL_Reg *metamethods);
+
 /* Like agl_check_tensor, but guarantees contiguous data: a non-contiguous tensor is
  * copied, and the copy replaces stack slot arg (so it stays alive for the call). */
 AgTensor *agl_check_contiguous(lua_State *L, int arg);
@@ -33,6 +50,11 @@ AgTensor *agl_check_contiguous(lua_State *L, int arg);
 /* Pushes a new contiguous tensor of the given sizes, zero-filled, owned by Lua's GC.
  * Raises a Lua error for negative or absurd sizes (fname names the caller). */
 AgTensor *agl_push_tensor(lua_State *L, const char *fname, int dim, const int64_t *size);
+/* Pushes a new contiguous copy of t. */
+AgTensor *agl_push_copy(lua_State *L, const AgTensor *t);
+/* Pushes the userdata that holds the storage of the tensor at arg (the tensor itself, or
+ * a view's base); returns 1 when the tensor owns its storage, 0 for a view. */
+int agl_push_storage(lua_State *L, int arg);
 /* Pushes a view of the tensor at stack index base_idx with the given header (data,
  * sizes and strides inside base's storage). */
 AgTensor *agl_push_view(lua_State *L, int base_idx, const AgTensor *view);
@@ -56,10 +78,17 @@ void agl_tensor_methods(lua_State *L);
  * message naming fname: "conv2d: stride must be an integer in [1, 1024], got 0". */
 int64_t agl_check_int(lua_State *L, int arg, const char *fname, const char *what, int64_t lo,
                       int64_t hi);
+/* agl_check_int and agl_check_finite, or def when arg is none or nil (as luaL_opt*). */
+int64_t agl_opt_int(lua_State *L, int arg, const char *fname, const char *what, int64_t lo,
+                    int64_t hi, int64_t def);
+double agl_opt_finite(lua_State *L, int arg, const char *fname, const char *what, double def);
+/* A dimension argument (1-based, negative counts from the end) as a 0-based index into
+ * t's dimensions, or an error naming fname. */
+int agl_check_dim(lua_State *L, int arg, const AgTensor *t, const char *fname);
 /* A finite number, or an error naming fname and what. */
 double agl_check_finite(lua_State *L, int arg, const char *fname, const char *what);
 
-/* The agop module (bindings/agop.c) and the host's set-up of a fresh state whose standard
+/* The agop module (bindings/module.c) and the host's set-up of a fresh state whose standard
  * libraries are open: <repo>/lua first on package.path (the repository is found from the
  * executable, <repo>/agoplua or <repo>/build-*\/...), package.preload.agop and the global
  * agop. bindings/main.c and the fuzz harnesses (tests/fuzz/) share it. */
@@ -68,12 +97,14 @@ void agl_open_host(lua_State *L);
 /* Threads of OpenBLAS and OpenMP. */
 void agl_set_threads(int n);
 
-/* Generators ("agop.Generator" userdata). agl_opt_generator returns the generator at arg
- * when there is one there, else the default one (seeded by agop.manual_seed). */
+/* Generators ("agop.Generator" userdata, bindings/generator.c). agl_opt_generator: the
+ * generator at arg, the default one (seeded by agop.manual_seed) when arg is none or nil,
+ * else an error naming fname and the argument. */
 #define AGL_GENERATOR "agop.Generator"
 AgRng *agl_check_generator(lua_State *L, int arg);
 AgRng *agl_test_generator(lua_State *L, int arg);
 AgRng *agl_default_generator(lua_State *L);
+AgRng *agl_opt_generator(lua_State *L, int arg, const char *fname);
 
 /* The double-precision (n, n) accumulator of agop.dmatrix (bindings/features.c); other
  * bindings (dist.c) read its buffer. */

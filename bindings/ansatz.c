@@ -25,7 +25,7 @@ static int l_ansatz_corr(lua_State *L) {
         return luaL_error(L, "%s: filters of %I entry: no correlation", fname, (lua_Integer)d);
     if (co > AG_EIG_MAXN)
         return luaL_error(L, "%s: c_out = %I is too large", fname, (lua_Integer)co);
-    double alpha = lua_isnoneornil(L, 3) ? 0.5 : agl_check_finite(L, 3, fname, "exponent");
+    double alpha = agl_opt_finite(L, 3, fname, "exponent", 0.5);
     if (!(alpha > 0.0)) return luaL_error(L, "%s: exponent must be > 0, got %f", fname, alpha);
     s = agl_check_contiguous(L, 1);
     w = agl_check_contiguous(L, 2);

@@ -685,10 +685,6 @@ void agl_open_canvas(lua_State *L) {
         {"Canvas", l_canvas},       {"read_png", l_read_png},         {"colormap", l_colormap},
         {"text_size", l_text_size}, {"finite_range", l_finite_range}, {NULL, NULL},
     };
-    luaL_newmetatable(L, CANVAS_MT);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    agl_new_type(L, CANVAS_MT, methods, meta);
     luaL_setfuncs(L, funcs, 0);
 }

@@ -9,10 +9,8 @@
 #include <omp.h>
 
 static int l_fma_peak(lua_State *L) {
-    int threads = lua_isnoneornil(L, 1)
-                      ? omp_get_max_threads()
-                      : (int)agl_check_int(L, 1, "fma_peak", "threads", 1, 4096);
-    double secs = lua_isnoneornil(L, 2) ? 0.2 : agl_check_finite(L, 2, "fma_peak", "seconds");
+    int threads = (int)agl_opt_int(L, 1, "fma_peak", "threads", 1, 4096, omp_get_max_threads());
+    double secs = agl_opt_finite(L, 2, "fma_peak", "seconds", 0.2);
     if (secs <= 0 || secs > 60) return luaL_error(L, "fma_peak: seconds must be in (0, 60]");
     const char *isa;
     lua_pushnumber(L, ag_cpu_fma_peak(threads, secs, &isa));

@@ -194,7 +194,7 @@ static Buf check_buf(lua_State *L, int arg, const char *fname) {
     AgTensor *t = agl_test_tensor(L, arg);
     if (!t)
         luaL_error(L, "%s: expected a tensor or an agop.DMatrix, got %s", fname,
-                   luaL_typename(L, arg));
+                   agl_typename(L, arg));
     if (!ag_is_contiguous(t))
         luaL_error(L, "%s: the tensor (%s) must be contiguous: it is updated in place", fname,
                    agl_shape(t, 0));
@@ -308,7 +308,7 @@ static int l_gather_strings(lua_State *L) {
 }
 
 static int l_abort(lua_State *L) {
-    int code = (int)luaL_optinteger(L, 1, 1);
+    int code = (int)agl_opt_int(L, 1, "dist.abort", "code", INT_MIN, INT_MAX, 1);
     require_init(L, "dist.abort");
     fflush(stdout);
     fflush(stderr);

@@ -222,14 +222,13 @@ static int l_feature_map(lua_State *L) {
                           "(expected %Ix%I)",
                           agl_shape(m, 0), agl_shape(x, 1), (lua_Integer)k, (lua_Integer)d,
                           (lua_Integer)d);
-    if (h < 1 || w < 1 || h + 2 * pad < k || w + 2 * pad < k)
-        return luaL_error(L, "feature_map: image %s with padding %I is smaller than kernel %I",
-                          agl_shape(x, 0), (lua_Integer)pad, (lua_Integer)k);
+    int64_t ho, wo;
+    AgError err = agl_error_value();
+    if (ag_feature_map_size(c, h, w, k, pad, &ho, &wo, &err))
+        return luaL_error(L, "feature_map: %s (image %s)", err.msg, agl_shape(x, 0));
     m = check_finite_tensor(L, 1, "feature_map", "matrix");
     x = check_finite_tensor(L, 2, "feature_map", "image");
-    AgTensor *out = agl_push_tensor(L, "feature_map", 2,
-                                    (int64_t[]){h + 2 * pad - k + 1, w + 2 * pad - k + 1});
-    AgError err = agl_error_value();
+    AgTensor *out = agl_push_tensor(L, "feature_map", 2, (int64_t[]){ho, wo});
     if (ag_feature_map(out->data, m->data, x->data, c, h, w, k, pad, &err))
         return agl_error(L, &err);
     return 1;
@@ -318,12 +317,8 @@ static const luaL_Reg funcs[] = {{"eig", l_eig},
 
 void agl_open_features(lua_State *L) {
     int mod = lua_gettop(L);
-    luaL_newmetatable(L, DMATRIX);
-    luaL_newlib(L, dmatrix_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, d_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    static const luaL_Reg dmatrix_meta[] = {{"__tostring", d_tostring}, {NULL, NULL}};
+    agl_new_type(L, DMATRIX, dmatrix_methods, dmatrix_meta);
     agl_tensor_methods(L);
     luaL_setfuncs(L, tensor_methods, 0);
     lua_settop(L, mod);

@@ -2,12 +2,12 @@
  *
  *   agop.maxpool2d(x, k, stride, pad) -> y, idx    x (B, C, H, W); idx shaped like y holds
  *        the 0-based offset ih*W + iw of the (first) maximum in its input plane
- *   agop.maxpool2d_backward(x, idx, gy) -> gx
- *   maxpool2d also takes (..., out_y, out_idx) and maxpool2d_backward (..., out_gx):
+ *   agop.ag_maxpool2d_backward(x, idx, gy) -> gx
+ *   maxpool2d also takes (..., out_y, out_idx) and ag_maxpool2d_backward (..., out_gx):
  *   buffers to refill when they fit (kcheck.h's kc_out)
  *   agop.avgpool2d(x, k, stride, pad) -> y          (count_include_pad, PyTorch's default)
- *   agop.avgpool2d_backward(x, gy, k, stride, pad) -> gx
- *   agop.adaptive_avgpool2d(x, oh, ow) -> y ; agop.adaptive_avgpool2d_backward(x, gy) -> gx
+ *   agop.ag_avgpool2d_backward(x, gy, k, stride, pad) -> gx
+ *   agop.adaptive_avgpool2d(x, oh, ow) -> y ; agop.ag_adaptive_avgpool2d_backward(x, gy) -> gx
  * stride defaults to k and pad to 0, as in PyTorch; x in the backward calls gives the
  * input's shape only. */
 #include "../engine/pool.h"
@@ -19,22 +19,18 @@
 #define MAX_K 4096
 
 /* x at arg 1, k, stride, pad at args karg, karg + 1, karg + 2; fills s. */
-static void check_pool(lua_State *L, const char *fname, int karg, PoolShape *s) {
+static void check_pool(lua_State *L, const char *fname, int karg, AgPoolShape *s) {
     AgTensor *x = kc_tensor_dim(L, 1, fname, "input", 4, "(B, C, H, W)");
     int k = (int)agl_check_int(L, karg, fname, "kernel size", 1, MAX_K);
-    int stride = lua_isnoneornil(L, karg + 1)
-                     ? k
-                     : (int)agl_check_int(L, karg + 1, fname, "stride", 1, MAX_K);
-    int pad = lua_isnoneornil(L, karg + 2)
-                  ? 0
-                  : (int)agl_check_int(L, karg + 2, fname, "padding", 0, MAX_K);
+    int stride = (int)agl_opt_int(L, karg + 1, fname, "stride", 1, MAX_K, k);
+    int pad = (int)agl_opt_int(L, karg + 2, fname, "padding", 0, MAX_K, 0);
     AgError err = AG_ERROR_INIT;
-    if (pool2d_shape(s, x->size, k, stride, pad, fname, &err))
-        luaL_error(L, "%s (input %s)", err.msg, agl_shape(x, 0));
+    if (ag_pool2d_shape(s, x->size, k, stride, pad, &err))
+        luaL_error(L, "%s: %s (input %s)", fname, err.msg, agl_shape(x, 0));
 }
 
 static int l_maxpool2d(lua_State *L) {
-    PoolShape s;
+    AgPoolShape s;
     check_pool(L, "maxpool2d", 2, &s);
     lua_settop(L, 6);
     const AgTensor *x = agl_check_contiguous(L, 1);
@@ -43,7 +39,7 @@ static int l_maxpool2d(lua_State *L) {
     AgTensor *idx = kc_out(L, 6, "maxpool2d", 4, ys);
     if (idx == y) return luaL_error(L, "maxpool2d: output and indices share a buffer");
     AgError err = agl_error_value();
-    if (maxpool2d_forward(y->data, idx->data, x->data, &s, &err)) return agl_error(L, &err);
+    if (ag_maxpool2d_forward(y->data, idx->data, x->data, &s, &err)) return agl_error(L, &err);
     return 2;
 }
 
@@ -57,88 +53,86 @@ static int l_maxpool2d_backward(lua_State *L) {
                           "%s: indices %s and gradient %s must both be (B, C, Ho, Wo) for "
                           "input %s",
                           fname, agl_shape(idx, 0), agl_shape(gy, 1), agl_shape(x, 2));
-    if (x->size[2] * x->size[3] > ((int64_t)1 << 24) || idx->size[2] > INT32_MAX ||
-        idx->size[3] > INT32_MAX || ag_numel(x) == 0 || ag_numel(gy) == 0)
-        return luaL_error(L, "%s: unsupported sizes (input %s, gradient %s)", fname,
-                          agl_shape(x, 0), agl_shape(gy, 1));
+    AgPoolShape s;
+    AgError err = agl_error_value();
+    if (gy->size[2] > INT32_MAX || gy->size[3] > INT32_MAX ||
+        ag_pool2d_out_shape(&s, x->size, (int)gy->size[2], (int)gy->size[3], &err))
+        return luaL_error(L, "%s: unsupported sizes: %s (input %s, gradient %s)", fname,
+                          err.msg[0] ? err.msg : "gradient too large", agl_shape(x, 0),
+                          agl_shape(gy, 1));
     lua_settop(L, 4);
     const AgTensor *ic = agl_check_contiguous(L, 2), *gc = agl_check_contiguous(L, 3);
     AgTensor *gx = kc_out(L, 4, fname, 4, x->size);
     if (gx == ic || gx == gc)
         return luaL_error(L, "%s: the output buffer is one of the inputs", fname);
-    AgError err = agl_error_value();
-    if (maxpool2d_backward(gx->data, ic->data, gc->data, x->size[0] * x->size[1],
-                           (int)x->size[2], (int)x->size[3], (int)gy->size[2], (int)gy->size[3],
-                           &err))
+    if (ag_maxpool2d_backward(gx->data, ic->data, gc->data, &s, &err))
         return agl_error(L, &err);
     return 1;
 }
 
 static int l_avgpool2d(lua_State *L) {
-    PoolShape s;
+    AgPoolShape s;
     check_pool(L, "avgpool2d", 2, &s);
     lua_settop(L, 4);
     const AgTensor *x = agl_check_contiguous(L, 1);
     AgTensor *y = agl_push_tensor(L, "avgpool2d", 4, (int64_t[]){s.b, s.c, s.ho, s.wo});
     AgError err = agl_error_value();
-    if (avgpool2d_forward(y->data, x->data, &s, &err)) return agl_error(L, &err);
+    if (ag_avgpool2d_forward(y->data, x->data, &s, &err)) return agl_error(L, &err);
     return 1;
 }
 
 static int l_avgpool2d_backward(lua_State *L) {
     const char *fname = "avgpool2d_backward";
-    PoolShape s;
+    AgPoolShape s;
     check_pool(L, fname, 3, &s);
     kc_tensor_sized(L, 2, fname, "output gradient", 4, (int64_t[]){s.b, s.c, s.ho, s.wo});
     lua_settop(L, 5);
     const AgTensor *gy = agl_check_contiguous(L, 2);
     AgTensor *gx = agl_push_tensor(L, fname, 4, (int64_t[]){s.b, s.c, s.h, s.w});
     AgError err = agl_error_value();
-    if (avgpool2d_backward(gx->data, gy->data, &s, &err)) return agl_error(L, &err);
+    if (ag_avgpool2d_backward(gx->data, gy->data, &s, &err)) return agl_error(L, &err);
     return 1;
 }
 
-static void check_adaptive_x(lua_State *L, const char *fname, AgTensor *x) {
-    if (x->size[0] * x->size[1] < 1 || x->size[2] < 1 || x->size[3] < 1 ||
-        x->size[2] > INT32_MAX || x->size[3] > INT32_MAX)
-        luaL_error(L, "%s: input %s must be non-empty", fname, agl_shape(x, 0));
+/* The shape of x (arg 1) pooled to oh x ow, or an error naming fname. */
+static void check_adaptive(lua_State *L, const char *fname, int64_t oh, int64_t ow,
+                           AgPoolShape *s) {
+    AgTensor *x = agl_check_tensor(L, 1);
+    AgError err = AG_ERROR_INIT;
+    if (ag_pool2d_out_shape(s, x->size, (int)oh, (int)ow, &err))
+        luaL_error(L, "%s: %s (input %s)", fname, err.msg, agl_shape(x, 0));
 }
 
 static int l_adaptive_avgpool2d(lua_State *L) {
     const char *fname = "adaptive_avgpool2d";
-    AgTensor *x0 = kc_tensor_dim(L, 1, fname, "input", 4, "(B, C, H, W)");
-    check_adaptive_x(L, fname, x0);
-    int oh = (int)agl_check_int(L, 2, fname, "output height", 1, 1 << 24);
-    int ow = lua_isnoneornil(L, 3)
-                 ? oh
-                 : (int)agl_check_int(L, 3, fname, "output width", 1, 1 << 24);
+    kc_tensor_dim(L, 1, fname, "input", 4, "(B, C, H, W)");
+    int64_t oh = agl_check_int(L, 2, fname, "output height", 1, 1 << 24);
+    int64_t ow = agl_opt_int(L, 3, fname, "output width", 1, 1 << 24, oh);
+    AgPoolShape s;
+    check_adaptive(L, fname, oh, ow, &s);
     lua_settop(L, 3);
     const AgTensor *x = agl_check_contiguous(L, 1);
-    AgTensor *y = agl_push_tensor(L, fname, 4, (int64_t[]){x->size[0], x->size[1], oh, ow});
+    AgTensor *y = agl_push_tensor(L, fname, 4, (int64_t[]){s.b, s.c, s.ho, s.wo});
     AgError err = agl_error_value();
-    if (adaptive_avgpool2d_forward(y->data, x->data, x->size[0] * x->size[1], (int)x->size[2],
-                                   (int)x->size[3], oh, ow, &err))
-        return agl_error(L, &err);
+    if (ag_adaptive_avgpool2d_forward(y->data, x->data, &s, &err)) return agl_error(L, &err);
     return 1;
 }
 
 static int l_adaptive_avgpool2d_backward(lua_State *L) {
     const char *fname = "adaptive_avgpool2d_backward";
     AgTensor *x = kc_tensor_dim(L, 1, fname, "input", 4, "(B, C, H, W)");
-    check_adaptive_x(L, fname, x);
     AgTensor *gy0 = kc_tensor_dim(L, 2, fname, "output gradient", 4, "(B, C, oh, ow)");
     if (gy0->size[0] != x->size[0] || gy0->size[1] != x->size[1] || gy0->size[2] < 1 ||
         gy0->size[3] < 1 || gy0->size[2] > (1 << 24) || gy0->size[3] > (1 << 24))
         return luaL_error(L, "%s: gradient %s does not fit input %s", fname, agl_shape(gy0, 0),
                           agl_shape(x, 1));
+    AgPoolShape s;
+    check_adaptive(L, fname, gy0->size[2], gy0->size[3], &s);
     lua_settop(L, 2);
     const AgTensor *gy = agl_check_contiguous(L, 2);
     AgTensor *gx = agl_push_tensor(L, fname, 4, x->size);
     AgError err = agl_error_value();
-    if (adaptive_avgpool2d_backward(gx->data, gy->data, x->size[0] * x->size[1],
-                                    (int)x->size[2], (int)x->size[3], (int)gy->size[2],
-                                    (int)gy->size[3], &err))
-        return agl_error(L, &err);
+    if (ag_adaptive_avgpool2d_backward(gx->data, gy->data, &s, &err)) return agl_error(L, &err);
     return 1;
 }
 

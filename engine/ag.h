@@ -26,6 +26,10 @@ int ag_cancelled(AgError *err);
 #define AG_ERROR_INIT                                                                          \
     { .msg = {0}, .cancel = NULL }
 
+/* The largest element count of any tensor or kernel operand (4 TiB of floats): anything
+ * larger is a mistake, and every size check in the engine bounds against it. */
+#define AG_MAXNUMEL ((int64_t)1 << 40)
+
 /* Overflow-checked size arithmetic: 0 on success, -1 when the product would not fit. */
 int ag_mul_size(int64_t a, int64_t b, int64_t *out);
 

@@ -1,5 +1,5 @@
-/* agop.h - the conv-layer feature matrices of DESIGN.md section 3: the neural feature
- * matrix (CNFM) W^T W and the fast path of the patch-AGOP, G = W^T S W / n with
+/* agop.h - the conv-layer feature matrices (README.md, "Feature matrices"): the neural
+ * feature matrix (CNFM) W^T W and the fast path of the patch-AGOP, G = W^T S W / n with
  * S = sum over images, classes and positions of g g^T (g = df_c/dz at one output
  * position of the conv). S is accumulated in double.
  *

@@ -1,5 +1,6 @@
 /* ansatz.h - how well a conv layer's CNFM N = W^T W agrees with a power of its patch-AGOP
- * G = W^T S W, without forming either d x d matrix.
+ * G = W^T S W, without forming either d x d matrix. engine/agop.c forms the matrices
+ * (N, S and G); this file tests the ansatz N ~ G^alpha on them.
  *
  * Both are quadratic forms in W, and G^alpha = W^T M W for a c_out x c_out matrix M
  * (computed from S through the rank-c_out factorization, as ag_agop_pow does). Every

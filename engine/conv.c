@@ -22,23 +22,23 @@
 #define CONV_PER_IMAGE_MIN 1024
 #endif
 
-int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
-                 int pad, AgError *err) {
+int ag_conv2d_shape(AgConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
+                    int pad, AgError *err) {
     for (int i = 0; i < 4; i++) {
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
-            return ag_fail(err, "conv2d: input %lldx%lldx%lldx%lld has an empty or huge size",
+            return ag_fail(err, "input %lldx%lldx%lldx%lld has an empty or huge size",
                            (long long)xsize[0], (long long)xsize[1], (long long)xsize[2],
                            (long long)xsize[3]);
         if (wsize[i] <= 0 || wsize[i] > INT_MAX)
-            return ag_fail(err, "conv2d: weight %lldx%lldx%lldx%lld has an empty or huge size",
+            return ag_fail(err, "weight %lldx%lldx%lldx%lld has an empty or huge size",
                            (long long)wsize[0], (long long)wsize[1], (long long)wsize[2],
                            (long long)wsize[3]);
     }
     if (xsize[1] != wsize[1])
-        return ag_fail(err, "conv2d: input has %lld channels, weight expects %lld",
-                       (long long)xsize[1], (long long)wsize[1]);
+        return ag_fail(err, "input has %lld channels, weight expects %lld", (long long)xsize[1],
+                       (long long)wsize[1]);
     if (wsize[2] != wsize[3])
-        return ag_fail(err, "conv2d: kernel %lldx%lld is not square", (long long)wsize[2],
+        return ag_fail(err, "kernel %lldx%lld is not square", (long long)wsize[2],
                        (long long)wsize[3]);
     s->b = (int)xsize[0];
     s->ci = (int)xsize[1];
@@ -48,43 +48,37 @@ int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], i
     s->k = (int)wsize[2];
     s->stride = stride;
     s->pad = pad;
-    s->ho = s->wo = 0;
+    s->ho = s->wo = 0; /* left 0 (and rejected by ag_conv2d_check) when the geometry is bad */
     s->chunk = 0;
-    if (stride < 1) return ag_fail(err, "conv2d: stride must be >= 1, got %d", stride);
-    if (pad < 0) return ag_fail(err, "conv2d: padding must be >= 0, got %d", pad);
-    if ((int64_t)s->h + 2 * (int64_t)pad < s->k || (int64_t)s->w + 2 * (int64_t)pad < s->k)
-        return ag_fail(err, "conv2d: input %dx%d with padding %d is smaller than kernel %d",
-                       s->h, s->w, pad, s->k);
-    s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - s->k) / stride + 1);
-    s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - s->k) / stride + 1);
-    return conv2d_check(s, err);
+    if (stride >= 1 && pad >= 0 && (int64_t)s->h + 2 * (int64_t)pad >= s->k &&
+        (int64_t)s->w + 2 * (int64_t)pad >= s->k) {
+        s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - s->k) / stride + 1);
+        s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - s->k) / stride + 1);
+    }
+    return ag_conv2d_check(s, err);
 }
 
-int conv2d_check(const ConvShape *s, AgError *err) {
+int ag_conv2d_check(const AgConvShape *s, AgError *err) {
     if (s->b < 1 || s->ci < 1 || s->h < 1 || s->w < 1 || s->co < 1 || s->k < 1)
-        return ag_fail(err,
-                       "conv2d: sizes must be positive (input %dx%dx%dx%d, weight "
-                       "%dx%dx%dx%d)",
+        return ag_fail(err, "sizes must be positive (input %dx%dx%dx%d, weight %dx%dx%dx%d)",
                        s->b, s->ci, s->h, s->w, s->co, s->ci, s->k, s->k);
-    if (s->stride < 1) return ag_fail(err, "conv2d: stride must be >= 1, got %d", s->stride);
-    if (s->chunk < 0) return ag_fail(err, "conv2d: chunk must be >= 0, got %d", s->chunk);
-    if (s->pad < 0) return ag_fail(err, "conv2d: padding must be >= 0, got %d", s->pad);
+    if (s->stride < 1) return ag_fail(err, "stride must be >= 1, got %d", s->stride);
+    if (s->pad < 0) return ag_fail(err, "padding must be >= 0, got %d", s->pad);
+    if (s->chunk < 0) return ag_fail(err, "chunk must be >= 0, got %d", s->chunk);
     if ((int64_t)s->h + 2 * (int64_t)s->pad < s->k ||
         (int64_t)s->w + 2 * (int64_t)s->pad < s->k)
-        return ag_fail(err, "conv2d: input %dx%d with padding %d is smaller than kernel %d",
-                       s->h, s->w, s->pad, s->k);
+        return ag_fail(err, "input %dx%d with padding %d is smaller than kernel %d", s->h, s->w,
+                       s->pad, s->k);
     if (s->ho != ((int64_t)s->h + 2 * (int64_t)s->pad - s->k) / s->stride + 1 ||
         s->wo != ((int64_t)s->w + 2 * (int64_t)s->pad - s->k) / s->stride + 1)
-        return ag_fail(err, "conv2d: output size %dx%d does not follow from the input", s->ho,
-                       s->wo);
+        return ag_fail(err, "output size %dx%d does not follow from the input", s->ho, s->wo);
     int64_t d, n, t;
     if (ag_mul_size((int64_t)s->ci * s->k, s->k, &d) || d > INT_MAX ||
         ag_mul_size((int64_t)s->ho * s->wo, s->b, &n) || n > INT_MAX ||
-        ag_mul_size(d + s->co, n, &t) || t > ((int64_t)1 << 40) ||
-        (int64_t)s->b * s->ci * s->h * s->w > ((int64_t)1 << 40) ||
-        (int64_t)s->b * s->co * s->ho * s->wo > ((int64_t)1 << 40))
-        return ag_fail(err,
-                       "conv2d: input %dx%dx%dx%d with kernel %d is too large for the engine",
+        ag_mul_size(d + s->co, n, &t) || t > AG_MAXNUMEL ||
+        (int64_t)s->b * s->ci * s->h * s->w > AG_MAXNUMEL ||
+        (int64_t)s->b * s->co * s->ho * s->wo > AG_MAXNUMEL)
+        return ag_fail(err, "input %dx%dx%dx%d with kernel %d is too large for the engine",
                        s->b, s->ci, s->h, s->w, s->k);
     return 0;
 }
@@ -100,7 +94,7 @@ int conv2d_check(const ConvShape *s, AgError *err) {
 #endif
 #define CONV_CHUNK_MIN_N 1024
 
-static int chunk_images(const ConvShape *s) {
+static int chunk_images(const AgConvShape *s) {
     if (s->chunk > 0) return s->chunk < s->b ? s->chunk : s->b;
     const int64_t p = (int64_t)s->ho * s->wo, d = (int64_t)s->ci * s->k * s->k;
     int64_t ipc = CONV_CHUNK_BYTES / (d * p * (int64_t)sizeof(float));
@@ -111,14 +105,14 @@ static int chunk_images(const ConvShape *s) {
     return (int)((s->b + chunks - 1) / chunks);
 }
 
-int64_t conv2d_scratch_size(const ConvShape *s) {
+int64_t ag_conv2d_scratch_size(const AgConvShape *s) {
     int64_t n = (int64_t)chunk_images(s) * s->ho * s->wo;
     return ((int64_t)s->ci * s->k * s->k + s->co) * n;
 }
 
 /* The range [*lo, *hi) of output columns ow whose input column ow*S - P + kw is inside
  * [0, W). */
-static void valid_range(int kw, const ConvShape *s, int *lo, int *hi) {
+static void valid_range(int kw, const AgConvShape *s, int *lo, int *hi) {
     int first = s->pad - kw; /* ow*S >= first */
     int l = first <= 0 ? 0 : (first + s->stride - 1) / s->stride;
     int last = s->w - 1 + s->pad - kw; /* ow*S <= last */
@@ -129,50 +123,46 @@ static void valid_range(int kw, const ConvShape *s, int *lo, int *hi) {
     *hi = h;
 }
 
-/* cols rows (c*K .. c*K+K-1)*K, columns b*P .. b*P+P-1, from plane x[b][c]. */
-static void im2col_plane(float *base, int64_t n, const float *xp, const ConvShape *s) {
+/* The direction of a copy between an image and its columns: im2col gathers the columns
+ * from the image, col2im (its adjoint) scatters them back, adding where they overlap.
+ * Every copy below is one routine with a direction; called with a constant one, the
+ * always_inline routines compile to the two loops each direction needs. */
+enum { GATHER, SCATTER };
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Plane xp = x[b][c] and its cols rows (c*K .. c*K+K-1)*K, columns b*P .. b*P+P-1 (row
+ * length n): GATHER fills those rows (0 outside the image), SCATTER sets the plane to
+ * the sum of the entries that read each pixel. */
+ALWAYS_INLINE void plane_cols(int dir, float *xp, float *base, int64_t n,
+                              const AgConvShape *s) {
     const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
+    if (dir == SCATTER) memset(xp, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
     for (int kh = 0; kh < k; kh++)
         for (int kw = 0; kw < k; kw++) {
-            float *dst = base + (int64_t)(kh * k + kw) * n;
+            float *row = base + (int64_t)(kh * k + kw) * n;
             int lo, hi;
             valid_range(kw, s, &lo, &hi);
             for (int oh = 0; oh < ho; oh++) {
-                float *d = dst + (int64_t)oh * wo;
+                float *r = row + (int64_t)oh * wo;
                 int ih = oh * st - pad + kh;
                 if (ih < 0 || ih >= s->h) {
-                    memset(d, 0, sizeof(float) * (size_t)wo);
+                    if (dir == GATHER) memset(r, 0, sizeof(float) * (size_t)wo);
                     continue;
                 }
-                const float *src = xp + (int64_t)ih * s->w - pad + kw;
-                for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                float *px = xp + (int64_t)ih * s->w - pad + kw;
+                if (dir == SCATTER) {
+                    if (st == 1)
+                        for (int ow = lo; ow < hi; ow++) px[ow] += r[ow];
+                    else
+                        for (int ow = lo; ow < hi; ow++) px[(int64_t)ow * st] += r[ow];
+                    continue;
+                }
+                for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
                 if (st == 1)
-                    memcpy(d + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    memcpy(r + lo, px + lo, sizeof(float) * (size_t)(hi - lo));
                 else
-                    for (int ow = lo; ow < hi; ow++) d[ow] = src[(int64_t)ow * st];
-                for (int ow = hi; ow < wo; ow++) d[ow] = 0.0f;
-            }
-        }
-}
-
-/* plane dx[b][c] = sum over its cols entries (the adjoint of im2col_plane). */
-static void col2im_plane(float *dxp, const float *base, int64_t n, const ConvShape *s) {
-    const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
-    memset(dxp, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
-    for (int kh = 0; kh < k; kh++)
-        for (int kw = 0; kw < k; kw++) {
-            const float *src = base + (int64_t)(kh * k + kw) * n;
-            int lo, hi;
-            valid_range(kw, s, &lo, &hi);
-            for (int oh = 0; oh < ho; oh++) {
-                int ih = oh * st - pad + kh;
-                if (ih < 0 || ih >= s->h) continue;
-                float *d = dxp + (int64_t)ih * s->w - pad + kw;
-                const float *r = src + (int64_t)oh * wo;
-                if (st == 1)
-                    for (int ow = lo; ow < hi; ow++) d[ow] += r[ow];
-                else
-                    for (int ow = lo; ow < hi; ow++) d[(int64_t)ow * st] += r[ow];
+                    for (int ow = lo; ow < hi; ow++) r[ow] = px[(int64_t)ow * st];
+                for (int ow = hi; ow < wo; ow++) r[ow] = 0.0f;
             }
         }
 }
@@ -204,80 +194,55 @@ static inline void store_fence(void) {
 }
 
 /* Stride 1: the run of one (kh, kw) row of cols over a block of images is, image by
- * image and row by row, `w` contiguous floats of the padded planes. Written for a
- * constant w the copies become a few vector moves; written as non-temporal 8-byte
- * stores when dst allows. */
-static inline __attribute__((always_inline)) void
-gather_rows_w(float *dst, const float *src, int nimg, int ho, int pp, int wp, int w, int nt) {
-    for (int b = 0; b < nimg; b++, src += pp)
-        for (int oh = 0; oh < ho; oh++, dst += w) {
-            const float *r = src + oh * wp;
+ * image and row by row, `w` contiguous floats of the padded planes. GATHER copies them
+ * into the run (as non-temporal 8-byte stores when nt), SCATTER adds the run back.
+ * Written for a constant w the copies become a few vector moves. */
+ALWAYS_INLINE void rows_w(int dir, float *run, float *pad, int nimg, int ho, int pp, int wp,
+                          int w, int nt) {
+    for (int b = 0; b < nimg; b++, pad += pp)
+        for (int oh = 0; oh < ho; oh++, run += w) {
+            float *r = pad + oh * wp;
+            if (dir == SCATTER) {
+                for (int i = 0; i < w; i++) r[i] += run[i];
+                continue;
+            }
 #if defined(__SSE2__) && defined(__x86_64__)
             if (nt) {
                 for (int i = 0; i < w; i += 2) {
                     long long v;
                     memcpy(&v, r + i, sizeof v);
-                    _mm_stream_si64((long long *)(dst + i), v);
+                    _mm_stream_si64((long long *)(run + i), v);
                 }
                 continue;
             }
 #endif
-            for (int i = 0; i < w; i++) dst[i] = r[i];
+            for (int i = 0; i < w; i++) run[i] = r[i];
         }
 }
 
-static void gather_rows(float *dst, const float *src, int nimg, int ho, int pp, int wp, int w) {
+ALWAYS_INLINE void rows(int dir, float *run, float *pad, int nimg, int ho, int pp, int wp,
+                        int w) {
     /* 8-byte non-temporal stores need even offsets from an 8-byte aligned base */
-    const int nt = w % 2 == 0 && (uintptr_t)dst % 8 == 0;
+    const int nt = dir == GATHER && w % 2 == 0 && (uintptr_t)run % 8 == 0;
     switch (w) {
     case 2:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 2, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 2, nt);
         break;
     case 4:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 4, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 4, nt);
         break;
     case 8:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 8, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 8, nt);
         break;
     case 16:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, 16, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, 16, nt);
         break;
     default:
-        gather_rows_w(dst, src, nimg, ho, pp, wp, w, nt);
+        rows_w(dir, run, pad, nimg, ho, pp, wp, w, nt);
     }
 }
 
-/* The adjoint: the padded planes += the run, row by row. */
-static inline __attribute__((always_inline)) void
-scatter_rows_w(float *dst, const float *src, int nimg, int ho, int pp, int wp, int w) {
-    for (int b = 0; b < nimg; b++, dst += pp)
-        for (int oh = 0; oh < ho; oh++, src += w) {
-            float *r = dst + oh * wp;
-            for (int i = 0; i < w; i++) r[i] += src[i];
-        }
-}
-
-static void scatter_rows(float *dst, const float *src, int nimg, int ho, int pp, int wp,
-                         int w) {
-    switch (w) {
-    case 2:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 2);
-        break;
-    case 4:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 4);
-        break;
-    case 8:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 8);
-        break;
-    case 16:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, 16);
-        break;
-    default:
-        scatter_rows_w(dst, src, nimg, ho, pp, wp, w);
-    }
-}
-
-static int small_images(const ConvShape *s) {
+static int small_images(const AgConvShape *s) {
     int64_t p = (int64_t)s->ho * s->wo;
     return p <= 256 &&
            ((int64_t)s->h + 2 * s->pad) * ((int64_t)s->w + 2 * s->pad) <= SMALL_PLANE;
@@ -290,7 +255,7 @@ typedef struct SmallPlan {
     int inner[SMALL_PLANE]; /* (ih, iw) -> its cell in a padded plane */
 } SmallPlan;
 
-static void small_plan(SmallPlan *sp, const ConvShape *s) {
+static void small_plan(SmallPlan *sp, const AgConvShape *s) {
     const int wp = s->w + 2 * s->pad, pp = (s->h + 2 * s->pad) * wp;
     sp->wp = wp;
     sp->pp = pp;
@@ -303,10 +268,11 @@ static void small_plan(SmallPlan *sp, const ConvShape *s) {
         for (int iw = 0; iw < s->w; iw++, t++) sp->inner[t] = (ih + s->pad) * wp + s->pad + iw;
 }
 
-/* The work-sharing halves of im2col and col2im: orphaned `omp for` loops that split
- * their work among the threads of an enclosing parallel region (or run serially outside
- * one), so that a caller can put several of them in one region. */
-static void im2col_for(float *cols, const float *x, const ConvShape *s) {
+/* The work-sharing halves of im2col (GATHER: cols from x) and col2im (SCATTER: x, the
+ * input gradient, from cols): orphaned `omp for` loops that split their work among the
+ * threads of an enclosing parallel region (or run serially outside one), so that a
+ * caller can put several of them in one region. */
+ALWAYS_INLINE void cols_for(int dir, float *cols, float *x, const AgConvShape *s) {
     const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
     const int64_t hw = (int64_t)s->h * s->w;
     const int nb = s->b, nc = s->ci;
@@ -315,102 +281,94 @@ static void im2col_for(float *cols, const float *x, const ConvShape *s) {
         float pad[SMALL_PLANE];
         small_plan(&sp, s);
         const int blk = sp.blk, nblk = (nb + blk - 1) / blk;
-        memset(pad, 0, sizeof(float) * (size_t)(blk * sp.pp)); /* borders stay 0 */
+        if (dir == GATHER) /* the borders stay 0 */
+            memset(pad, 0, sizeof(float) * (size_t)(blk * sp.pp));
 #pragma omp for collapse(2) schedule(static)
         for (int c = 0; c < nc; c++)
             for (int q = 0; q < nblk; q++) {
                 const int b0 = q * blk, b1 = b0 + blk < nb ? b0 + blk : nb;
                 const int run = (b1 - b0) * (int)p;
-                for (int b = b0; b < b1; b++) {
-                    const float *xp = x + ((int64_t)b * nc + c) * hw;
-                    float *pb = pad + (b - b0) * sp.pp;
-                    for (int t = 0; t < hw; t++) pb[sp.inner[t]] = xp[t];
-                }
-                for (int r = 0; r < kk; r++) {
-                    float *dst = cols + (c * kk + r) * n + (int64_t)b0 * p;
-                    const float *src = pad + (r / s->k) * sp.wp + r % s->k;
-                    if (s->stride == 1)
-                        gather_rows(dst, src, b1 - b0, s->ho, sp.pp, sp.wp, s->wo);
-                    else
-                        for (int t = 0; t < run; t++) store_nt(dst + t, src[sp.base[t]]);
-                }
-            }
-        store_fence();
-        return;
-    }
-#pragma omp for collapse(2) schedule(static)
-    for (int c = 0; c < nc; c++)
-        for (int b = 0; b < nb; b++)
-            im2col_plane(cols + c * kk * n + b * p, n, x + ((int64_t)b * nc + c) * hw, s);
-}
-
-static void col2im_for(float *dx, const float *cols, const ConvShape *s) {
-    const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
-    const int64_t hw = (int64_t)s->h * s->w;
-    const int nb = s->b, nc = s->ci;
-    if (small_images(s)) {
-        SmallPlan sp;
-        float pad[SMALL_PLANE];
-        small_plan(&sp, s);
-        const int blk = sp.blk, nblk = (nb + blk - 1) / blk;
-#pragma omp for collapse(2) schedule(static)
-        for (int c = 0; c < nc; c++)
-            for (int q = 0; q < nblk; q++) {
-                const int b0 = q * blk, b1 = b0 + blk < nb ? b0 + blk : nb;
-                const int run = (b1 - b0) * (int)p;
-                memset(pad, 0, sizeof(float) * (size_t)((b1 - b0) * sp.pp));
+                if (dir == GATHER)
+                    for (int b = b0; b < b1; b++) {
+                        const float *xp = x + ((int64_t)b * nc + c) * hw;
+                        float *pb = pad + (b - b0) * sp.pp;
+                        for (int t = 0; t < hw; t++) pb[sp.inner[t]] = xp[t];
+                    }
+                else
+                    memset(pad, 0, sizeof(float) * (size_t)((b1 - b0) * sp.pp));
                 /* for a fixed (kh, kw) the cells of a run are distinct: no conflicts */
                 for (int r = 0; r < kk; r++) {
-                    const float *src = cols + (c * kk + r) * n + (int64_t)b0 * p;
-                    float *dst = pad + (r / s->k) * sp.wp + r % s->k;
+                    float *rp = cols + (c * kk + r) * n + (int64_t)b0 * p;
+                    float *pp = pad + (r / s->k) * sp.wp + r % s->k;
                     if (s->stride == 1)
-                        scatter_rows(dst, src, b1 - b0, s->ho, sp.pp, sp.wp, s->wo);
+                        rows(dir, rp, pp, b1 - b0, s->ho, sp.pp, sp.wp, s->wo);
+                    else if (dir == GATHER)
+                        for (int t = 0; t < run; t++) store_nt(rp + t, pp[sp.base[t]]);
                     else
-                        for (int t = 0; t < run; t++) dst[sp.base[t]] += src[t];
+                        for (int t = 0; t < run; t++) pp[sp.base[t]] += rp[t];
                 }
-                for (int b = b0; b < b1; b++) {
-                    float *dp = dx + ((int64_t)b * nc + c) * hw;
-                    const float *pb = pad + (b - b0) * sp.pp;
-                    for (int t = 0; t < hw; t++) dp[t] = pb[sp.inner[t]];
-                }
+                if (dir == SCATTER)
+                    for (int b = b0; b < b1; b++) {
+                        float *xp = x + ((int64_t)b * nc + c) * hw;
+                        const float *pb = pad + (b - b0) * sp.pp;
+                        for (int t = 0; t < hw; t++) xp[t] = pb[sp.inner[t]];
+                    }
             }
+        if (dir == GATHER) store_fence();
         return;
     }
 #pragma omp for collapse(2) schedule(static)
     for (int c = 0; c < nc; c++)
         for (int b = 0; b < nb; b++)
-            col2im_plane(dx + ((int64_t)b * nc + c) * hw, cols + c * kk * n + b * p, n, s);
+            plane_cols(dir, x + ((int64_t)b * nc + c) * hw, cols + c * kk * n + b * p, n, s);
 }
 
-void conv2d_im2col(float *cols, const float *x, const ConvShape *s) {
+/* x is only read when gathering */
+static void im2col_for(float *cols, const float *x, const AgConvShape *s) {
+    cols_for(GATHER, cols, (float *)x, s);
+}
+
+static void col2im_for(float *dx, const float *cols, const AgConvShape *s) {
+    cols_for(SCATTER, (float *)cols, dx, s);
+}
+
+void ag_conv2d_im2col(float *cols, const float *x, const AgConvShape *s) {
 #pragma omp parallel
     im2col_for(cols, x, s);
 }
 
-void conv2d_col2im(float *dx, const float *cols, const ConvShape *s) {
+void ag_conv2d_col2im(float *dx, const float *cols, const AgConvShape *s) {
 #pragma omp parallel
     col2im_for(dx, cols, s);
 }
 
 /* A 1x1, stride-1, unpadded conv reads its columns straight from x (image b's columns
  * are x[b], (Ci, P) with leading dimension P), when it runs per image. */
-static int is_pointwise(const ConvShape *s) {
+static int is_pointwise(const AgConvShape *s) {
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
-static int per_image(const ConvShape *s) {
+static int per_image(const AgConvShape *s) {
     return s->b == 1 || (int64_t)s->ho * s->wo >= CONV_PER_IMAGE_MIN;
 }
 
-/* conv2d_forward on the images of one chunk (s->b of them) */
-static int forward_chunk(float *y, float *scratch, const float *x, const float *w,
-                         const float *b, const ConvShape *s, AgError *err) {
+/* The buffers of ag_conv2d_forward (y, x, w, b) and ag_conv2d_backward (dx, dw, db, dy, x, w),
+ * handed to one chunk of images at a time by for_chunks. */
+typedef struct ConvBufs {
+    float *y, *dx, *dw, *db, *scratch;
+    const float *x, *w, *b, *dy;
+} ConvBufs;
+
+/* ag_conv2d_forward on the images of one chunk (s->b of them) */
+static int forward_chunk(const ConvBufs *a, const AgConvShape *s, AgError *err) {
+    float *y = a->y, *scratch = a->scratch;
+    const float *x = a->x, *w = a->w, *b = a->b;
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
     const int p = s->ho * s->wo, n = p * nb;
     float *cols = scratch, *tmp = scratch + (int64_t)d * n;
     if (per_image(s)) {
         int direct = is_pointwise(s);
-        if (!direct) conv2d_im2col(cols, x, s);
+        if (!direct) ag_conv2d_im2col(cols, x, s);
         for (int i = 0; i < nb; i++) {
             if (ag_cancelled(err)) return -1;
             const float *ci = direct ? x + (int64_t)i * d * p : cols + (int64_t)i * p;
@@ -423,7 +381,7 @@ static int forward_chunk(float *y, float *scratch, const float *x, const float *
         }
         return 0;
     }
-    conv2d_im2col(cols, x, s);
+    ag_conv2d_im2col(cols, x, s);
     if (ag_cancelled(err)) return -1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, d, 1.0f, w, d, cols, n, 0.0f,
                 tmp, n);
@@ -440,7 +398,8 @@ static int forward_chunk(float *y, float *scratch, const float *x, const float *
 
 /* db[o] += sum of dy[:, o] (double), and, when dyp != NULL, the permuted copy
  * dyp (Co, B*P) of dy (B, Co, P) made in the same pass. Work-sharing (see im2col_for). */
-static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const ConvShape *s) {
+static void bias_grad_permute_for(float *db, float *dyp, const float *dy,
+                                  const AgConvShape *s) {
     const int nb = s->b, co = s->co;
     const int64_t p = (int64_t)s->ho * s->wo, n = p * nb;
 #pragma omp for schedule(static)
@@ -456,9 +415,10 @@ static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const 
     }
 }
 
-/* conv2d_backward on the images of one chunk (s->b of them) */
-static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const float *dy,
-                          const float *x, const float *w, const ConvShape *s, AgError *err) {
+/* ag_conv2d_backward on the images of one chunk (s->b of them) */
+static int backward_chunk(const ConvBufs *a, const AgConvShape *s, AgError *err) {
+    float *dx = a->dx, *dw = a->dw, *db = a->db, *scratch = a->scratch;
+    const float *dy = a->dy, *x = a->x, *w = a->w;
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
     const int p = s->ho * s->wo, n = p * nb;
     float *cols = scratch, *dyp = scratch + (int64_t)d * n;
@@ -490,7 +450,7 @@ static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, p, co, 1.0f, w, d,
                             dy + (int64_t)i * co * p, p, 0.0f, ci, direct ? p : n);
             }
-            if (!direct) conv2d_col2im(dx, cols, s);
+            if (!direct) ag_conv2d_col2im(dx, cols, s);
         }
         return 0;
     }
@@ -508,37 +468,40 @@ static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const
     if (dx) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, n, co, 1.0f, w, d, dyp, n, 0.0f,
                     cols, n);
-        conv2d_col2im(dx, cols, s);
+        ag_conv2d_col2im(dx, cols, s);
     }
     return 0;
 }
 
-int conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
-                   const ConvShape *s, AgError *err) {
-    if (conv2d_check(s, err)) return -1;
+/* Runs chunk on the images of s in chunks of chunk_images(s), each with the per-image
+ * buffers (y, dx, dy, x; the NULL ones stay NULL) advanced to its first image. */
+static int for_chunks(int (*chunk)(const ConvBufs *, const AgConvShape *, AgError *),
+                      const ConvBufs *a, const AgConvShape *s, AgError *err) {
+    if (ag_conv2d_check(s, err)) return -1;
     const int ipc = chunk_images(s);
     const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
     for (int b0 = 0; b0 < s->b; b0 += ipc) {
         if (ag_cancelled(err)) return -1;
-        ConvShape c = *s;
+        AgConvShape c = *s;
         c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
-        if (forward_chunk(y + b0 * ys, scratch, x + b0 * xs, w, b, &c, err)) return -1;
+        ConvBufs at = *a;
+        at.y = a->y ? a->y + b0 * ys : NULL;
+        at.dy = a->dy ? a->dy + b0 * ys : NULL;
+        at.x = a->x ? a->x + b0 * xs : NULL;
+        at.dx = a->dx ? a->dx + b0 * xs : NULL;
+        if (chunk(&at, &c, err)) return -1;
     }
     return 0;
 }
 
-int conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
-                    const float *x, const float *w, const ConvShape *s, AgError *err) {
-    if (conv2d_check(s, err)) return -1;
-    const int ipc = chunk_images(s);
-    const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
-    for (int b0 = 0; b0 < s->b; b0 += ipc) {
-        if (ag_cancelled(err)) return -1;
-        ConvShape c = *s;
-        c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
-        if (backward_chunk(dx ? dx + b0 * xs : NULL, dw, db, scratch, dy + b0 * ys,
-                           x ? x + b0 * xs : NULL, w, &c, err))
-            return -1;
-    }
-    return 0;
+int ag_conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
+                      const AgConvShape *s, AgError *err) {
+    ConvBufs a = {.y = y, .scratch = scratch, .x = x, .w = w, .b = b};
+    return for_chunks(forward_chunk, &a, s, err);
+}
+
+int ag_conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
+                       const float *x, const float *w, const AgConvShape *s, AgError *err) {
+    ConvBufs a = {.dx = dx, .dw = dw, .db = db, .scratch = scratch, .dy = dy, .x = x, .w = w};
+    return for_chunks(backward_chunk, &a, s, err);
 }

@@ -211,17 +211,23 @@ static void im2col_s1(float *cols, const float *x, int64_t c, int64_t h, int64_t
     }
 }
 
+int ag_feature_map_size(int64_t c, int64_t h, int64_t w, int64_t k, int64_t pad, int64_t *ho,
+                        int64_t *wo, AgError *err) {
+    if (c < 1 || h < 1 || w < 1 || k < 1 || pad < 0)
+        return ag_fail(err, "bad sizes c=%lld h=%lld w=%lld k=%lld pad=%lld", (long long)c,
+                       (long long)h, (long long)w, (long long)k, (long long)pad);
+    *ho = h + 2 * pad - k + 1;
+    *wo = w + 2 * pad - k + 1;
+    if (*ho < 1 || *wo < 1)
+        return ag_fail(err, "input %lldx%lld with padding %lld is smaller than kernel %lld",
+                       (long long)h, (long long)w, (long long)pad, (long long)k);
+    return 0;
+}
+
 int ag_feature_map(float *out, const float *m, const float *x, int64_t c, int64_t h, int64_t w,
                    int64_t k, int64_t pad, AgError *err) {
-    if (c < 1 || h < 1 || w < 1 || k < 1 || pad < 0)
-        return ag_fail(err, "feature_map: bad sizes c=%lld h=%lld w=%lld k=%lld pad=%lld",
-                       (long long)c, (long long)h, (long long)w, (long long)k, (long long)pad);
-    int64_t ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1;
-    if (ho < 1 || wo < 1)
-        return ag_fail(err,
-                       "feature_map: input %lldx%lld with padding %lld is smaller than "
-                       "kernel %lld",
-                       (long long)h, (long long)w, (long long)pad, (long long)k);
+    int64_t ho, wo;
+    if (ag_feature_map_size(c, h, w, k, pad, &ho, &wo, err)) return -1;
     int64_t d = c * k * k, npos = ho * wo;
     int64_t chunk = (int64_t)1 << 22; /* floats per scratch matrix */
     chunk = chunk / d < 1 ? 1 : chunk / d;

@@ -58,5 +58,9 @@ int ag_cosine(double *out, const float *a, const float *b, int64_t n, AgError *e
  *   x:   (c, h, w) */
 int ag_feature_map(float *out, const float *m, const float *x, int64_t c, int64_t h, int64_t w,
                    int64_t k, int64_t pad, AgError *err);
+/* The check of ag_feature_map's sizes, and its output size (*ho, *wo); a bare message
+ * ("input 1x1 with padding 0 is smaller than kernel 3"): the caller names itself. */
+int ag_feature_map_size(int64_t c, int64_t h, int64_t w, int64_t k, int64_t pad, int64_t *ho,
+                        int64_t *wo, AgError *err);
 
 #endif

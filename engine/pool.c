@@ -4,50 +4,82 @@
 #include <limits.h>
 #include <string.h>
 
-int pool2d_shape(PoolShape *s, const int64_t xsize[4], int k, int stride, int pad,
-                 const char *fname, AgError *err) {
+/* The one check of a filled shape (the kernels call it too): a window (k >= 1) or none
+ * (k = stride = pad = 0, ag_pool2d_out_shape), sizes in range, an output that follows from
+ * the input. */
+static int pool2d_check(const AgPoolShape *s, AgError *err) {
+    if (s->b < 1 || s->c < 1 || s->h < 1 || s->w < 1)
+        return ag_fail(err, "input %dx%dx%dx%d has an empty size", s->b, s->c, s->h, s->w);
+    if ((int64_t)s->h * s->w > ((int64_t)1 << 24))
+        return ag_fail(err, "input plane %dx%d is larger than 2^24 pixels", s->h, s->w);
+    if ((int64_t)s->b * s->c > AG_MAXNUMEL / ((int64_t)s->h * s->w))
+        return ag_fail(err, "input %dx%dx%dx%d is too large", s->b, s->c, s->h, s->w);
+    if (s->k == 0 && s->stride == 0 && s->pad == 0) { /* no fixed window */
+        if (s->ho < 1 || s->wo < 1 || (int64_t)s->ho * s->wo > ((int64_t)1 << 24))
+            return ag_fail(err,
+                           "output size must be positive and at most 2^24 pixels, got %dx%d",
+                           s->ho, s->wo);
+        if ((int64_t)s->b * s->c > AG_MAXNUMEL / ((int64_t)s->ho * s->wo))
+            return ag_fail(err, "output %dx%dx%dx%d is too large", s->b, s->c, s->ho, s->wo);
+        return 0;
+    }
+    if (s->k < 1) return ag_fail(err, "kernel size must be >= 1, got %d", s->k);
+    if (s->stride < 1) return ag_fail(err, "stride must be >= 1, got %d", s->stride);
+    if (s->pad < 0 || s->pad > s->k / 2)
+        return ag_fail(err, "padding must be in [0, kernel/2] = [0, %d], got %d", s->k / 2,
+                       s->pad);
+    if ((int64_t)s->h + 2 * s->pad < s->k || (int64_t)s->w + 2 * s->pad < s->k)
+        return ag_fail(err, "input %dx%d with padding %d is smaller than kernel %d", s->h, s->w,
+                       s->pad, s->k);
+    if (s->ho != ((int64_t)s->h + 2 * s->pad - s->k) / s->stride + 1 ||
+        s->wo != ((int64_t)s->w + 2 * s->pad - s->k) / s->stride + 1)
+        return ag_fail(err,
+                       "output size %dx%d does not follow from the input (use "
+                       "pool2d_shape)",
+                       s->ho, s->wo);
+    return 0;
+}
+
+/* Fills s's input sizes from xsize, or fails for sizes that do not fit in int. */
+static int fill_input(AgPoolShape *s, const int64_t xsize[4], AgError *err) {
     for (int i = 0; i < 4; i++)
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
-            return ag_fail(err, "%s: input %lldx%lldx%lldx%lld has an empty or huge size",
-                           fname, (long long)xsize[0], (long long)xsize[1], (long long)xsize[2],
+            return ag_fail(err, "input %lldx%lldx%lldx%lld has an empty or huge size",
+                           (long long)xsize[0], (long long)xsize[1], (long long)xsize[2],
                            (long long)xsize[3]);
-    if (k < 1) return ag_fail(err, "%s: kernel size must be >= 1, got %d", fname, k);
-    if (stride < 1) return ag_fail(err, "%s: stride must be >= 1, got %d", fname, stride);
-    if (pad < 0 || pad > k / 2)
-        return ag_fail(err, "%s: padding must be in [0, kernel/2] = [0, %d], got %d", fname,
-                       k / 2, pad);
     s->b = (int)xsize[0];
     s->c = (int)xsize[1];
     s->h = (int)xsize[2];
     s->w = (int)xsize[3];
+    return 0;
+}
+
+int ag_pool2d_shape(AgPoolShape *s, const int64_t xsize[4], int k, int stride, int pad,
+                    AgError *err) {
+    if (fill_input(s, xsize, err)) return -1;
     s->k = k;
     s->stride = stride;
     s->pad = pad;
-    if ((int64_t)s->h + 2 * pad < k || (int64_t)s->w + 2 * pad < k)
-        return ag_fail(err, "%s: input %dx%d with padding %d is smaller than kernel %d", fname,
-                       s->h, s->w, pad, k);
-    if ((int64_t)s->h * s->w > ((int64_t)1 << 24))
-        return ag_fail(err, "%s: input plane %dx%d is larger than 2^24 pixels", fname, s->h,
-                       s->w);
-    if ((int64_t)s->b * s->c > ((int64_t)1 << 40) / ((int64_t)s->h * s->w))
-        return ag_fail(err, "%s: input %dx%dx%dx%d is too large", fname, s->b, s->c, s->h,
-                       s->w);
-    s->ho = (s->h + 2 * pad - k) / stride + 1;
-    s->wo = (s->w + 2 * pad - k) / stride + 1;
-    return 0;
+    s->ho = s->wo = 0;
+    if (k >= 1 && stride >= 1 && pad >= 0 && (int64_t)s->h + 2 * (int64_t)pad >= k &&
+        (int64_t)s->w + 2 * (int64_t)pad >= k) {
+        s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - k) / stride + 1);
+        s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - k) / stride + 1);
+    }
+    return pool2d_check(s, err);
 }
 
-static int check_shape(const PoolShape *s, const char *fname, AgError *err) {
-    if (s->b < 1 || s->c < 1 || s->h < 1 || s->w < 1 || s->k < 1 || s->stride < 1 ||
-        s->pad < 0 || s->pad > s->k / 2 ||
-        s->ho != (s->h + 2 * s->pad - s->k) / s->stride + 1 ||
-        s->wo != (s->w + 2 * s->pad - s->k) / s->stride + 1 || s->ho < 1 || s->wo < 1)
-        return ag_fail(err, "%s: inconsistent pooling shape (use pool2d_shape)", fname);
-    return 0;
+int ag_pool2d_out_shape(AgPoolShape *s, const int64_t xsize[4], int ho, int wo, AgError *err) {
+    if (fill_input(s, xsize, err)) return -1;
+    s->k = s->stride = s->pad = 0;
+    s->ho = ho;
+    s->wo = wo;
+    return pool2d_check(s, err);
 }
 
-int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, AgError *err) {
-    if (check_shape(s, "maxpool2d", err)) return -1;
+int ag_maxpool2d_forward(float *y, float *idx, const float *x, const AgPoolShape *s,
+                         AgError *err) {
+    if (pool2d_check(s, err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
     if (s->k == 2 && s->stride == 2 && s->pad == 0) { /* VGG's pool: a straight-line body */
@@ -109,12 +141,11 @@ int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, 
     return 0;
 }
 
-int maxpool2d_backward(float *dx, const float *idx, const float *dy, int64_t nplanes, int h,
-                       int w, int ho, int wo, AgError *err) {
-    if (nplanes < 1 || h < 1 || w < 1 || ho < 1 || wo < 1 ||
-        (int64_t)h * w > ((int64_t)1 << 24))
-        return ag_fail(err, "maxpool2d_backward: bad sizes (%lld planes of %dx%d -> %dx%d)",
-                       (long long)nplanes, h, w, ho, wo);
+int ag_maxpool2d_backward(float *dx, const float *idx, const float *dy, const AgPoolShape *s,
+                          AgError *err) {
+    if (pool2d_check(s, err)) return -1;
+    const int64_t nplanes = (int64_t)s->b * s->c;
+    const int h = s->h, w = s->w, ho = s->ho, wo = s->wo;
     const int64_t planes = nplanes, hw = (int64_t)h * w, ohw = (int64_t)ho * wo;
     int64_t bad = INT64_MAX; /* the first bad position, whatever the thread count */
 #pragma omp parallel for schedule(static) reduction(min : bad)
@@ -138,8 +169,20 @@ int maxpool2d_backward(float *dx, const float *idx, const float *dy, int64_t npl
     return 0;
 }
 
-int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err) {
-    if (check_shape(s, "avgpool2d", err)) return -1;
+/* Window o of an average pool along one axis of n pixels: *lo .. *hi clipped to the
+ * image; returns the window's length with its padding cells (count_include_pad), the
+ * divisor that ag_avgpool2d_forward and ag_avgpool2d_backward share. */
+static inline int avg_window(int o, const AgPoolShape *s, int n, int *lo, int *hi) {
+    int a = o * s->stride - s->pad, b = a + s->k;
+    if (b > n + s->pad) b = n + s->pad;
+    int len = b - a;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > n ? n : b;
+    return len;
+}
+
+int ag_avgpool2d_forward(float *y, const float *x, const AgPoolShape *s, AgError *err) {
+    if (pool2d_check(s, err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
 #pragma omp parallel for schedule(static)
@@ -147,17 +190,9 @@ int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err
         const float *xp = x + pl * hw;
         float *yp = y + pl * ohw;
         for (int oh = 0; oh < s->ho; oh++) {
-            int h0 = oh * s->stride - s->pad, h1 = h0 + s->k;
-            if (h1 > s->h + s->pad) h1 = s->h + s->pad;
-            int dh = h1 - h0;
-            if (h0 < 0) h0 = 0;
-            if (h1 > s->h) h1 = s->h;
+            int h0, h1, dh = avg_window(oh, s, s->h, &h0, &h1);
             for (int ow = 0; ow < s->wo; ow++) {
-                int w0 = ow * s->stride - s->pad, w1 = w0 + s->k;
-                if (w1 > s->w + s->pad) w1 = s->w + s->pad;
-                int count = dh * (w1 - w0);
-                if (w0 < 0) w0 = 0;
-                if (w1 > s->w) w1 = s->w;
+                int w0, w1, count = dh * avg_window(ow, s, s->w, &w0, &w1);
                 float acc = 0.0f;
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++) acc += xp[ih * s->w + iw];
@@ -168,8 +203,8 @@ int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err
     return 0;
 }
 
-int avgpool2d_backward(float *dx, const float *dy, const PoolShape *s, AgError *err) {
-    if (check_shape(s, "avgpool2d_backward", err)) return -1;
+int ag_avgpool2d_backward(float *dx, const float *dy, const AgPoolShape *s, AgError *err) {
+    if (pool2d_check(s, err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
 #pragma omp parallel for schedule(static)
@@ -178,36 +213,15 @@ int avgpool2d_backward(float *dx, const float *dy, const PoolShape *s, AgError *
         const float *gp = dy + pl * ohw;
         memset(dp, 0, sizeof(float) * (size_t)hw);
         for (int oh = 0; oh < s->ho; oh++) {
-            int h0 = oh * s->stride - s->pad, h1 = h0 + s->k;
-            if (h1 > s->h + s->pad) h1 = s->h + s->pad;
-            int dh = h1 - h0;
-            if (h0 < 0) h0 = 0;
-            if (h1 > s->h) h1 = s->h;
+            int h0, h1, dh = avg_window(oh, s, s->h, &h0, &h1);
             for (int ow = 0; ow < s->wo; ow++) {
-                int w0 = ow * s->stride - s->pad, w1 = w0 + s->k;
-                if (w1 > s->w + s->pad) w1 = s->w + s->pad;
-                float g = gp[oh * s->wo + ow] / (float)(dh * (w1 - w0));
-                if (w0 < 0) w0 = 0;
-                if (w1 > s->w) w1 = s->w;
+                int w0, w1, count = dh * avg_window(ow, s, s->w, &w0, &w1);
+                float g = gp[oh * s->wo + ow] / (float)count;
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++) dp[ih * s->w + iw] += g;
             }
         }
     }
-    return 0;
-}
-
-static int check_adaptive(const char *fname, int64_t nplanes, int h, int w, int oh, int ow,
-                          AgError *err) {
-    if (nplanes < 1 || h < 1 || w < 1)
-        return ag_fail(err, "%s: input planes must be non-empty, got %lld planes of %dx%d",
-                       fname, (long long)nplanes, h, w);
-    if (oh < 1 || ow < 1)
-        return ag_fail(err, "%s: output size must be positive, got %dx%d", fname, oh, ow);
-    if ((int64_t)h * w > ((int64_t)1 << 40) / nplanes ||
-        (int64_t)oh * ow > ((int64_t)1 << 40) / nplanes)
-        return ag_fail(err, "%s: %lld planes of %dx%d -> %dx%d is too large", fname,
-                       (long long)nplanes, h, w, oh, ow);
     return 0;
 }
 
@@ -219,9 +233,11 @@ static int a_end(int i, int out, int in) {
     return (int)((((int64_t)i + 1) * in + out - 1) / out);
 }
 
-int adaptive_avgpool2d_forward(float *y, const float *x, int64_t nplanes, int h, int w, int oh,
-                               int ow, AgError *err) {
-    if (check_adaptive("adaptive_avgpool2d", nplanes, h, w, oh, ow, err)) return -1;
+int ag_adaptive_avgpool2d_forward(float *y, const float *x, const AgPoolShape *s,
+                                  AgError *err) {
+    if (pool2d_check(s, err)) return -1;
+    const int64_t nplanes = (int64_t)s->b * s->c;
+    const int h = s->h, w = s->w, oh = s->ho, ow = s->wo;
     const int64_t hw = (int64_t)h * w, ohw = (int64_t)oh * ow;
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < nplanes; pl++) {
@@ -241,9 +257,11 @@ int adaptive_avgpool2d_forward(float *y, const float *x, int64_t nplanes, int h,
     return 0;
 }
 
-int adaptive_avgpool2d_backward(float *dx, const float *dy, int64_t nplanes, int h, int w,
-                                int oh, int ow, AgError *err) {
-    if (check_adaptive("adaptive_avgpool2d_backward", nplanes, h, w, oh, ow, err)) return -1;
+int ag_adaptive_avgpool2d_backward(float *dx, const float *dy, const AgPoolShape *s,
+                                   AgError *err) {
+    if (pool2d_check(s, err)) return -1;
+    const int64_t nplanes = (int64_t)s->b * s->c;
+    const int h = s->h, w = s->w, oh = s->ho, ow = s->wo;
     const int64_t hw = (int64_t)h * w, ohw = (int64_t)oh * ow;
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < nplanes; pl++) {

@@ -315,6 +315,51 @@ void ag_reduce_dim(float *out, int64_t *idx, const AgTensor *t, int d, AgReduce 
     }
 }
 
+void ag_addcmul(AgTensor *t, float value, const AgTensor *a, const AgTensor *b, int divide) {
+    int64_t n = ag_numel(t);
+    float *td = t->data;
+    const float *ad = a->data, *bd = b->data;
+    if (divide) {
+#pragma omp parallel for if (n > 2 * PAR_MIN)
+        for (int64_t i = 0; i < n; i++) td[i] += value * ad[i] / bd[i];
+    } else {
+#pragma omp parallel for if (n > 2 * PAR_MIN)
+        for (int64_t i = 0; i < n; i++) td[i] += value * ad[i] * bd[i];
+    }
+}
+
+double ag_dot(const AgTensor *a, const AgTensor *b) {
+    int64_t n = ag_numel(a);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a->data[i] * b->data[i];
+    return s;
+}
+
+int ag_allclose(const AgTensor *a, const AgTensor *b, double rtol, double atol) {
+    int64_t n = ag_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double x = a->data[i], y = b->data[i];
+        if (!(fabs(x - y) <= atol + rtol * fabs(y))) return 0;
+    }
+    return 1;
+}
+
+int ag_all_finite(const AgTensor *t) {
+    int64_t n = ag_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(t->data[i])) return 0;
+    return 1;
+}
+
+void ag_index_select(AgTensor *y, const AgTensor *t, const int64_t *idx, int64_t n) {
+    /* t is contiguous, so a row holds the product of the other sizes; stride[0] is not
+     * that when size[0] == 1 (ag_is_contiguous ignores the strides of size-1 dims) */
+    int64_t row = 1;
+    for (int d = 1; d < t->dim; d++) row *= t->size[d];
+    for (int64_t i = 0; i < n; i++)
+        memcpy(y->data + i * row, t->data + idx[i] * row, (size_t)row * sizeof(float));
+}
+
 /* How a 2-D operand is handed to sgemm: 0 row-major as is, 1 transposed, -1 neither. */
 static int gemm_layout(const AgTensor *t, int *ld) {
     int64_t r = t->size[0], c = t->size[1];

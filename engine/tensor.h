@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #define AG_MAXDIM 8
-#define AG_MAXNUMEL ((int64_t)1 << 40) /* 4 TiB of floats: anything larger is a mistake */
 
 typedef struct AgTensor {
     float *data; /* first element */
@@ -70,6 +69,19 @@ int64_t ag_argext_all(const AgTensor *t, int want_max);
  * positions for max/min. */
 typedef enum { AG_RSUM, AG_RMEAN, AG_RMAX, AG_RMIN } AgReduce;
 void ag_reduce_dim(float *out, int64_t *idx, const AgTensor *t, int d, AgReduce op);
+
+/* Loops over contiguous tensors (the caller checks shapes and makes them contiguous). */
+/* t += value * a * b, or t += value * a / b (divide != 0); t, a, b of one numel. */
+void ag_addcmul(AgTensor *t, float value, const AgTensor *a, const AgTensor *b, int divide);
+/* sum a_i b_i in double; a and b of one numel. */
+double ag_dot(const AgTensor *a, const AgTensor *b);
+/* 1 when |a_i - b_i| <= atol + rtol |b_i| for every i (NaN never is); one numel. */
+int ag_allclose(const AgTensor *a, const AgTensor *b, double rtol, double atol);
+/* 1 when no element is NaN or infinite. */
+int ag_all_finite(const AgTensor *t);
+/* y[i] = t[idx[i]] along dimension 0 (rows), i < n; idx 0-based, each in [0, size[0]);
+ * y has t's shape with size[0] = n. */
+void ag_index_select(AgTensor *y, const AgTensor *t, const int64_t *idx, int64_t n);
 
 /* C = alpha * op(A) op(B) + beta * C with cblas_sgemm; A, B, C 2-D, each either
  * row-contiguous (stride[1] == 1) or column-contiguous (stride[0] == 1: a transposed

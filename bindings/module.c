@@ -1,4 +1,5 @@
-/* agop.c - the `agop` module: registers every binding file, threads, clocks, versions.
+/* module.c - the `agop` module root (luaopen_agop): registers every binding file;
+ * threads, clocks, versions.
  * Lua-level additions (lazy submodules agop.nn, agop.plot, ..., agop.show, agop.save and
  * agop.load) come from lua/agop/base.lua, required at the end. */
 #include "agl.h"
@@ -89,7 +90,7 @@ static int l_check_interrupt(lua_State *L) {
 
 /* true when standard output (fd 1) or the given fd is a terminal */
 static int l_isatty(lua_State *L) {
-    int fd = (int)luaL_optinteger(L, 1, 1);
+    int fd = (int)agl_opt_int(L, 1, "isatty", "fd", 0, INT_MAX, 1);
     lua_pushboolean(L, isatty(fd));
     return 1;
 }
