@@ -20,7 +20,8 @@
 #ifdef AG_HAVE_DNNL
 #include <dnnl.h>
 
-enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, NROLES }; /* GRAD: dw, db (OIHW) */
+/* GRAD: dw, db (OIHW); COLS: conv.h's scratch, for a pass that takes the im2col path */
+enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, ROLE_COLS, NROLES };
 enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_WEIGHTS, NPASSES };
 
 /* One argument of one primitive: the caller's memory (user, NCHW/OIHW, its handle set at
@@ -50,9 +51,10 @@ struct AgConvPlan {
     dnnl_stream_t strm;
     Pass pass[NPASSES];
     int made[NPASSES];
-    size_t cap[NROLES]; /* bytes of each role in the workspace, multiples of 64 */
-    char *work;         /* the caller's workspace during a call */
-    float *zeros;       /* (Co): the bias when the caller has none */
+    int im2col[NPASSES]; /* 1: this pass runs conv.h's im2col + sgemm (pass_im2col) */
+    size_t cap[NROLES];  /* bytes of each role in the workspace, multiples of 64 */
+    char *work;          /* the caller's workspace during a call */
+    float *zeros;        /* (Co): the bias when the caller has none */
     int64_t bytes;
 };
 
@@ -182,6 +184,29 @@ static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
     return p->alg;
 }
 
+/* AG_CONV_AUTO(_DIRECT_FORWARD) hands a backward pass to conv.h's im2col + sgemm where
+ * that path measured clearly faster than oneDNN's direct kernels, with OpenBLAS's
+ * SkylakeX kernels and with its 2x slower Haswell ones (OPENBLAS_CORETYPE=Haswell);
+ * ms at B=64, oneDNN / im2col, interleaved medians of 7 on 2 shared cores (load 8):
+ *   - the weight gradient of outputs of at most 2x2 pixels (VGG11 layers 7-8, 512->512):
+ *     oneDNN's direct kernel reduces over a batch of 4-pixel images slowly: 47 / 17 and
+ *     60 / 19 (SkylakeX), 46 / 30 and 49 / 22 (Haswell). At 4x4 (layers 5-6) im2col won
+ *     with SkylakeX only (34 / 29, 69 / 56) and lost or tied with Haswell (34 / 43,
+ *     100 / 103): oneDNN keeps those.
+ *   - the input gradient of a direct conv with fewer than 16 input channels (layer 1,
+ *     1 channel, which oneDNN pads to its block of 16): 30 / 10 (SkylakeX), 27 / 7
+ *     (Haswell). Training skips it (nothing needs the image's gradient); gradient checks
+ *     and the AGOP of a layer-1 input do not.
+ * The choice depends on the shape only, so every run on every machine makes the same
+ * one, and results stay reproducible bit for bit. */
+static int pass_im2col(const AgConvPlan *p, int which) {
+    if (!p->pick) return 0;
+    if (which == PASS_BWD_WEIGHTS) return (int64_t)p->s.ho * p->s.wo <= 4;
+    if (which == PASS_BWD_DATA)
+        return p->s.ci < 16 && pass_alg(p, PASS_BWD_DATA) == dnnl_convolution_direct;
+    return 0;
+}
+
 static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError *err) {
     Geo g;
     if (geo_init(&g, &p->s, err)) return -1;
@@ -222,6 +247,11 @@ static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError 
 /* Makes pass `which`: its pd, primitive, ports and scratchpad. */
 static int make_pass(AgConvPlan *p, int which, AgError *err) {
     if (p->made[which]) return 0;
+    if (pass_im2col(p, which)) {
+        role_reserve(p, ROLE_COLS, sizeof(float) * (size_t)conv2d_scratch_size(&p->s));
+        p->im2col[which] = p->made[which] = 1;
+        return 0;
+    }
     Pass *ps = &p->pass[which];
     if (make_pd(p, which, &ps->pd, err)) return -1;
     Geo g;
@@ -340,6 +370,7 @@ void ag_conv_plan_free(AgConvPlan *p) {
 const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
     const char *name = "";
     if (pass < 0 || pass >= NPASSES || !p->made[pass]) return name;
+    if (p->im2col[pass]) return "im2col+sgemm";
     if (dnnl_primitive_desc_query(p->pass[pass].pd, dnnl_query_impl_info_str, 0, &name) !=
         dnnl_success)
         return "";
@@ -390,7 +421,11 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
         return -1;
     const ConvShape *s = &p->s;
     dnnl_exec_arg_t a[5];
-    if (dw || db) { /* before the input gradient: both use the X and W role buffers */
+    float *cols = role_data(p, ROLE_COLS);
+    if ((dw || db) && p->im2col[PASS_BWD_WEIGHTS]) {
+        if (!x) return ag_fail(err, "conv plan: the weight gradient needs the input");
+        if (conv2d_backward(NULL, dw, db, cols, dy, x, w, s, err)) return -1;
+    } else if (dw || db) { /* before the input gradient: both use the X and W role buffers */
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
         const int64_t nw = (int64_t)s->co * s->ci * s->k * s->k;
         /* oneDNN overwrites its gradients: they go through the workspace, then += */
@@ -410,7 +445,10 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
         if (db)
             for (int o = 0; o < s->co; o++) db[o] += tb[o];
     }
-    if (dx) {
+    if (dx && p->im2col[PASS_BWD_DATA]) {
+        if (!w) return ag_fail(err, "conv plan: the input gradient needs the weight");
+        if (conv2d_backward(dx, NULL, NULL, cols, dy, NULL, w, s, err)) return -1;
+    } else if (dx) {
         Pass *ps = &p->pass[PASS_BWD_DATA];
         dnnl_memory_t mw, mdy, mdx = port_bind(p, &ps->src, dx);
         if (!w) return ag_fail(err, "conv plan: the input gradient needs the weight");

@@ -81,6 +81,40 @@ function TestConvPlan:test_auto_picks_winograd_where_it_wins()
   lu.assertNotStrContains(impl({4, 512, 2, 2}, 512), 'wino')  -- 2x2 outputs
 end
 
+function TestConvPlan:test_auto_hands_the_passes_im2col_wins_to_im2col()
+  -- conv_plan.c's pass_im2col: the weight gradient of outputs of at most 2x2 pixels and
+  -- the input gradient of a direct conv with < 16 input channels run conv.h's code, so
+  -- they equal the im2col path bit for bit; 'direct' and 'winograd' plans never do it
+  local g = agop.Generator(11)
+  local function passes(shape, co, algo)
+    local x = agop.randn(g, table.unpack(shape))
+    local w = agop.randn(g, co, shape[2], 3, 3)
+    local plan = assert(agop.conv2d_plan(x, w, 1, 1, algo))
+    local gy = agop.randn(g, shape[1], co, shape[3], shape[4])
+    local gw0, gb0 = agop.randn(g, w:size()), agop.randn(g, co)
+    local gw1, gb1 = gw0:clone(), gb0:clone()
+    local gx0 = agop.conv2d_backward(x, w, gy, 1, 1, gw0, gb0, true)
+    local gx1 = plan:backward(x, w, gy, gw1, gb1, true)
+    local info = plan:info()
+    return info, gx1:equal(gx0), gw1:equal(gw0) and gb1:equal(gb0)
+  end
+  local info, same_gx, same_gw = passes({8, 512, 2, 2}, 512, 'auto')
+  lu.assertEquals(info.weight_grad, 'im2col+sgemm')
+  lu.assertStrContains(info.input_grad, 'jit')
+  lu.assertTrue(same_gw, 'the 2x2 weight gradient differs from the im2col path')
+  info, same_gx = passes({4, 1, 32, 32}, 64, 'auto_direct_forward')
+  lu.assertEquals(info.input_grad, 'im2col+sgemm')
+  lu.assertNotEquals(info.weight_grad, 'im2col+sgemm')
+  lu.assertTrue(same_gx, 'the one-channel input gradient differs from the im2col path')
+  info = passes({4, 256, 4, 4}, 512, 'auto') -- 4x4 outputs: oneDNN keeps both
+  lu.assertNotEquals(info.weight_grad, 'im2col+sgemm')
+  lu.assertNotEquals(info.input_grad, 'im2col+sgemm')
+  info = passes({8, 512, 2, 2}, 512, 'direct')
+  lu.assertNotEquals(info.weight_grad, 'im2col+sgemm')
+  info = passes({4, 1, 32, 32}, 64, 'direct')
+  lu.assertNotEquals(info.input_grad, 'im2col+sgemm')
+end
+
 function TestConvPlan:test_reused_output_buffers_hold_the_new_results()
   local g = agop.Generator(5)
   local x1, x2 = agop.randn(g, 4, 16, 8, 8), agop.randn(g, 4, 16, 8, 8)
