@@ -20,9 +20,14 @@
 #ifdef AG_HAVE_DNNL
 #include <dnnl.h>
 
-/* GRAD: dw, db (OIHW); COLS: conv.h's scratch, for a pass that takes the im2col path */
+/* GRAD: dw, db (OIHW). COLS: the columns of a pass that runs im2col + sgemm instead of a
+ * oneDNN primitive; it starts at the workspace's start, over the other roles, which no
+ * such pass uses (the weight gradient finishes before the input gradient starts). */
 enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, ROLE_COLS, NROLES };
 enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_WEIGHTS, NPASSES };
+/* How a pass runs when not as a oneDNN convolution: conv.h's conv2d_backward (im2col and
+ * OpenBLAS), or gemm_weight_grad (im2col and oneDNN's sgemm) */
+enum { IM2COL_NONE, IM2COL_CONV, IM2COL_DNNL };
 
 /* One argument of one primitive: the caller's memory (user, NCHW/OIHW, its handle set at
  * each call) and, when oneDNN chose another layout, the inner memory in a role buffer
@@ -51,7 +56,7 @@ struct AgConvPlan {
     dnnl_stream_t strm;
     Pass pass[NPASSES];
     int made[NPASSES];
-    int im2col[NPASSES]; /* 1: this pass runs conv.h's im2col + sgemm (pass_im2col) */
+    int im2col[NPASSES]; /* this pass runs im2col + sgemm: IM2COL_CONV or IM2COL_DNNL */
     size_t cap[NROLES];  /* bytes of each role in the workspace, multiples of 64 */
     char *work;          /* the caller's workspace during a call */
     float *zeros;        /* (Co): the bias when the caller has none */
@@ -80,7 +85,7 @@ static int dnnl_fail(AgError *err, const char *what, dnnl_status_t st) {
  * when a pass is added; ports set their handles at every call). */
 static void *role_data(AgConvPlan *p, int role) {
     size_t off = 0;
-    for (int r = 0; r < role; r++) off += p->cap[r];
+    for (int r = 0; r < role && role != ROLE_COLS; r++) off += p->cap[r];
     return p->work + off;
 }
 
@@ -184,26 +189,77 @@ static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
     return p->alg;
 }
 
-/* AG_CONV_AUTO(_DIRECT_FORWARD) hands a backward pass to conv.h's im2col + sgemm where
- * that path measured clearly faster than oneDNN's direct kernels, with OpenBLAS's
- * SkylakeX kernels and with its 2x slower Haswell ones (OPENBLAS_CORETYPE=Haswell);
- * ms at B=64, oneDNN / im2col, interleaved medians of 7 on 2 shared cores (load 8):
- *   - the weight gradient of outputs of at most 2x2 pixels (VGG11 layers 7-8, 512->512):
- *     oneDNN's direct kernel reduces over a batch of 4-pixel images slowly: 47 / 17 and
- *     60 / 19 (SkylakeX), 46 / 30 and 49 / 22 (Haswell). At 4x4 (layers 5-6) im2col won
- *     with SkylakeX only (34 / 29, 69 / 56) and lost or tied with Haswell (34 / 43,
- *     100 / 103): oneDNN keeps those.
+/* AG_CONV_AUTO(_DIRECT_FORWARD) hands a backward pass to im2col + sgemm where that
+ * measured clearly faster than oneDNN's direct kernels, with OpenBLAS's SkylakeX kernels
+ * and with its 2x slower Haswell ones (OPENBLAS_CORETYPE=Haswell). ms at B=64, oneDNN
+ * direct / this path, interleaved medians of 7 on 2 shared cores (load 7-8):
+ *   - the weight gradient of outputs of at most 4x4 pixels (VGG11 layers 5-8), through
+ *     oneDNN's sgemm (gemm_weight_grad), whose kernels follow the CPU, not
+ *     OPENBLAS_CORETYPE. oneDNN's direct kernel reduces over a batch of tiny images
+ *     slowly: layers 5-8 57/41, 101/89, 88/26, 88/27 (SkylakeX run), 81/58, 156/91,
+ *     63/20, 45/14 (Haswell run). OpenBLAS's sgemm in the same place: 36, 88, 24, 35
+ *     (SkylakeX) but 96, 173, 26, 19 (Haswell). Larger outputs keep Winograd.
  *   - the input gradient of a direct conv with fewer than 16 input channels (layer 1,
- *     1 channel, which oneDNN pads to its block of 16): 30 / 10 (SkylakeX), 27 / 7
- *     (Haswell). Training skips it (nothing needs the image's gradient); gradient checks
- *     and the AGOP of a layer-1 input do not.
+ *     1 channel, which oneDNN pads to its block of 16), through conv.h: 30/10
+ *     (SkylakeX), 27/7 (Haswell). Training skips it (nothing needs the image's
+ *     gradient); gradient checks and the AGOP of a layer-1 input do not.
  * The choice depends on the shape only, so every run on every machine makes the same
  * one, and results stay reproducible bit for bit. */
 static int pass_im2col(const AgConvPlan *p, int which) {
-    if (!p->pick) return 0;
-    if (which == PASS_BWD_WEIGHTS) return (int64_t)p->s.ho * p->s.wo <= 4;
-    if (which == PASS_BWD_DATA)
-        return p->s.ci < 16 && pass_alg(p, PASS_BWD_DATA) == dnnl_convolution_direct;
+    if (!p->pick) return IM2COL_NONE;
+    if (which == PASS_BWD_WEIGHTS && (int64_t)p->s.ho * p->s.wo <= 16) return IM2COL_DNNL;
+    if (which == PASS_BWD_DATA && p->s.ci < 16 &&
+        pass_alg(p, PASS_BWD_DATA) == dnnl_convolution_direct)
+        return IM2COL_CONV;
+    return IM2COL_NONE;
+}
+
+/* The images of one block of gemm_weight_grad: its columns (Ci*K*K, b*Ho*Wo) and dy
+ * permuted to (Co, b*Ho*Wo) take at most GEMM_DW_BYTES (blocks balanced). */
+#define GEMM_DW_BYTES ((int64_t)32 << 20)
+
+static int64_t gemm_dw_image_bytes(const ConvShape *s) {
+    return ((int64_t)s->ci * s->k * s->k + s->co) * s->ho * s->wo * (int64_t)sizeof(float);
+}
+
+static int gemm_dw_images(const ConvShape *s) {
+    int64_t n = GEMM_DW_BYTES / gemm_dw_image_bytes(s);
+    if (n < 1) n = 1;
+    if (n >= s->b) return s->b;
+    const int64_t blocks = (s->b + n - 1) / n;
+    return (int)((s->b + blocks - 1) / blocks);
+}
+
+/* dw += dL/dw, db += dL/db, per block of images: the block's columns, dy permuted to
+ * (Co, b*Ho*Wo) with db summed (in double) in the same pass, then one oneDNN sgemm
+ * dw += dyp cols^T. oneDNN's sgemm picks its kernels from the CPU, not from
+ * OPENBLAS_CORETYPE. Uses the COLS role. */
+static int gemm_weight_grad(AgConvPlan *p, float *dw, float *db, const float *dy,
+                            const float *x, AgError *err) {
+    const ConvShape *s = &p->s;
+    const int per = gemm_dw_images(s), co = s->co;
+    const int64_t np = (int64_t)s->ho * s->wo, d = (int64_t)s->ci * s->k * s->k;
+    const int64_t xs = (int64_t)s->ci * s->h * s->w;
+    float *cols = role_data(p, ROLE_COLS);
+    for (int i0 = 0; i0 < s->b; i0 += per) {
+        if (ag_cancelled(err)) return -1;
+        ConvShape sb = *s;
+        sb.b = s->b - i0 < per ? s->b - i0 : per;
+        const int64_t n = np * sb.b;
+        float *dyp = cols + d * n;
+        conv2d_im2col(cols, x + i0 * xs, &sb);
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < co; o++) {
+            double acc = 0.0;
+            for (int i = 0; i < sb.b; i++) {
+                const float *g = dy + ((int64_t)(i0 + i) * co + o) * np;
+                for (int64_t j = 0; j < np; j++) acc += g[j];
+                memcpy(dyp + o * n + i * np, g, sizeof(float) * (size_t)np);
+            }
+            if (db) db[o] += (float)acc;
+        }
+        if (dw) DN(dnnl_sgemm('N', 'T', co, d, n, 1.0f, dyp, n, cols, n, 1.0f, dw, d), "sgemm");
+    }
     return 0;
 }
 
@@ -247,9 +303,14 @@ static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError 
 /* Makes pass `which`: its pd, primitive, ports and scratchpad. */
 static int make_pass(AgConvPlan *p, int which, AgError *err) {
     if (p->made[which]) return 0;
-    if (pass_im2col(p, which)) {
-        role_reserve(p, ROLE_COLS, sizeof(float) * (size_t)conv2d_scratch_size(&p->s));
-        p->im2col[which] = p->made[which] = 1;
+    const int im = pass_im2col(p, which);
+    if (im != IM2COL_NONE) {
+        role_reserve(p, ROLE_COLS,
+                     im == IM2COL_DNNL
+                         ? (size_t)(gemm_dw_image_bytes(&p->s) * gemm_dw_images(&p->s))
+                         : sizeof(float) * (size_t)conv2d_scratch_size(&p->s));
+        p->im2col[which] = im;
+        p->made[which] = 1;
         return 0;
     }
     Pass *ps = &p->pass[which];
@@ -370,7 +431,8 @@ void ag_conv_plan_free(AgConvPlan *p) {
 const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
     const char *name = "";
     if (pass < 0 || pass >= NPASSES || !p->made[pass]) return name;
-    if (p->im2col[pass]) return "im2col+sgemm";
+    if (p->im2col[pass] == IM2COL_CONV) return "im2col+sgemm";
+    if (p->im2col[pass] == IM2COL_DNNL) return "im2col+dnnl_sgemm";
     if (dnnl_primitive_desc_query(p->pass[pass].pd, dnnl_query_impl_info_str, 0, &name) !=
         dnnl_success)
         return "";
@@ -380,9 +442,10 @@ const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
 int ag_conv_plan_prepare(AgConvPlan *p, int dx, int dw, int64_t *bytes, AgError *err) {
     if ((dw && make_pass(p, PASS_BWD_WEIGHTS, err)) || (dx && make_pass(p, PASS_BWD_DATA, err)))
         return -1;
-    int64_t n = 64; /* room to align the workspace */
-    for (int r = 0; r < NROLES; r++) n += (int64_t)p->cap[r];
-    *bytes = n;
+    int64_t n = 0;
+    for (int r = 0; r < ROLE_COLS; r++) n += (int64_t)p->cap[r];
+    if ((int64_t)p->cap[ROLE_COLS] > n) n = (int64_t)p->cap[ROLE_COLS];
+    *bytes = n + 64; /* room to align the workspace */
     return 0;
 }
 
@@ -424,7 +487,10 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
     float *cols = role_data(p, ROLE_COLS);
     if ((dw || db) && p->im2col[PASS_BWD_WEIGHTS]) {
         if (!x) return ag_fail(err, "conv plan: the weight gradient needs the input");
-        if (conv2d_backward(NULL, dw, db, cols, dy, x, w, s, err)) return -1;
+        if (p->im2col[PASS_BWD_WEIGHTS] == IM2COL_DNNL
+                ? gemm_weight_grad(p, dw, db, dy, x, err)
+                : conv2d_backward(NULL, dw, db, cols, dy, x, w, s, err))
+            return -1;
     } else if (dw || db) { /* before the input gradient: both use the X and W role buffers */
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
         const int64_t nw = (int64_t)s->co * s->ci * s->k * s->k;
