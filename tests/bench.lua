@@ -295,10 +295,10 @@ if cfg.layers then
       {'dW', plan and function() plan:backward(xin, w, gy, gw, gb, false) end,
        function() agop.conv2d_backward(xin, w, gy, 1, 1, gw, gb, false) end},
     }
-    local info = plan and plan:info() or {}
     for i, ps in ipairs(passes) do
       local t_ref = timed(2, ps[3])
       local t = ps[2] and timed(5, ps[2]) or t_ref
+      local info = plan and plan:info() or {} -- after the pass ran: plans make passes on use
       local impl = ({info.forward, info.input_grad, info.weight_grad})[i] or 'im2col'
       print(string.format('  %-22s %-26s %8s %8.2f %6.0f %8.1f%% %6.1fx',
                           i == 1 and string.format('conv%d %d->%d %dx%d', l, ci, co, s, s) or '',
