@@ -57,6 +57,7 @@ struct AgConvPlan {
     Pass pass[NPASSES];
     int made[NPASSES];
     int im2col[NPASSES]; /* this pass runs im2col + sgemm: IM2COL_CONV or IM2COL_DNNL */
+    int wino_dw;         /* 1: a large layer's Winograd weight gradient fits the batch */
     size_t cap[NROLES];  /* bytes of each role in the workspace, multiples of 64 */
     char *work;          /* the caller's workspace during a call */
     float *zeros;        /* (Co): the bias when the caller has none */
@@ -176,15 +177,25 @@ static int geo_init(Geo *g, const ConvShape *s, AgError *err) {
 
 /* pd of pass `which` (the forward pd is the hint of the backward ones) */
 /* Winograd's weight gradient keeps (threads + 1) copies of the transformed weight
- * gradient, 36 Ci Co floats each: 113 MiB for a 512 -> 512 layer on 2 threads, more than
- * the rest of a VGG11 step. AG_CONV_AUTO takes the direct weight gradient above this
- * size (it costs ~12 ms of a ~100 ms VGG11 step at B=64 on layers 5-6). */
+ * gradient, 36 Ci Co floats each: a plan's workspace with it measured 81 MiB for VGG11's
+ * layer 5 (256 -> 512) and 147 MiB for layer 6 (512 -> 512) at B=64 on 2 threads,
+ * against ~280 MiB for a whole step. It is also the fastest weight gradient of those
+ * layers, and its memory hardly grows with the batch. So AG_CONV_AUTO takes it for
+ * layers of at most WINO_WEIGHT_GRAD_MAX channel pairs (as before: <= 28 MiB), or when
+ * oneDNN's scratchpad for it is at most WINO_WEIGHT_GRAD_PER_IMAGE per image of the
+ * batch (wino_weight_grad_fits). ms of the weight gradient, Winograd / the sgemm path of
+ * pass_im2col, interleaved medians of 5 on 2 shared cores (load 9), layers 5 and 6:
+ * B=64 35/48, 69/93; B=128 71/96, 99/191; B=256 92/201, 177/422 (Haswell: B=128 74/97,
+ * 94/192; B=256 82/208, 156/381). So at B=64 both layers keep the sgemm (training VGG11
+ * stays under 300 MiB), B=128 takes Winograd for layer 5, B=256 for both. With more
+ * threads the copies grow, and the batch that earns them with them. */
 #define WINO_WEIGHT_GRAD_MAX (256 * 256)
+#define WINO_WEIGHT_GRAD_PER_IMAGE ((int64_t)1 << 20)
 
 static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
     if (which == PASS_FWD && p->direct_fwd) return dnnl_convolution_direct;
     if (which == PASS_BWD_WEIGHTS && p->pick && p->alg == dnnl_convolution_winograd &&
-        (int64_t)p->s.ci * p->s.co > WINO_WEIGHT_GRAD_MAX)
+        (int64_t)p->s.ci * p->s.co > WINO_WEIGHT_GRAD_MAX && !p->wino_dw)
         return dnnl_convolution_direct;
     return p->alg;
 }
@@ -193,12 +204,12 @@ static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
  * measured clearly faster than oneDNN's direct kernels, with OpenBLAS's SkylakeX kernels
  * and with its 2x slower Haswell ones (OPENBLAS_CORETYPE=Haswell). ms at B=64, oneDNN
  * direct / this path, interleaved medians of 7 on 2 shared cores (load 7-8):
- *   - the weight gradient of outputs of at most 4x4 pixels (VGG11 layers 5-8), through
- *     oneDNN's sgemm (gemm_weight_grad), whose kernels follow the CPU, not
- *     OPENBLAS_CORETYPE. oneDNN's direct kernel reduces over a batch of tiny images
- *     slowly: layers 5-8 57/41, 101/89, 88/26, 88/27 (SkylakeX run), 81/58, 156/91,
- *     63/20, 45/14 (Haswell run). OpenBLAS's sgemm in the same place: 36, 88, 24, 35
- *     (SkylakeX) but 96, 173, 26, 19 (Haswell). Larger outputs keep Winograd.
+ *   - the weight gradient of outputs of at most 4x4 pixels (VGG11 layers 5-8) that do
+ *     not take Winograd's (see WINO_WEIGHT_GRAD_MAX), through oneDNN's sgemm
+ *     (gemm_weight_grad), whose kernels follow the CPU, not OPENBLAS_CORETYPE. oneDNN's direct
+ * kernel reduces over a batch of tiny images slowly: layers 5-8 57/41, 101/89, 88/26, 88/27
+ * (SkylakeX run), 81/58, 156/91, 63/20, 45/14 (Haswell run). OpenBLAS's sgemm in the same
+ * place: 36, 88, 24, 35 (SkylakeX) but 96, 173, 26, 19 (Haswell). Larger outputs keep Winograd.
  *   - the input gradient of a direct conv with fewer than 16 input channels (layer 1,
  *     1 channel, which oneDNN pads to its block of 16), through conv.h: 30/10
  *     (SkylakeX), 27/7 (Haswell). Training skips it (nothing needs the image's
@@ -207,7 +218,9 @@ static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
  * one, and results stay reproducible bit for bit. */
 static int pass_im2col(const AgConvPlan *p, int which) {
     if (!p->pick) return IM2COL_NONE;
-    if (which == PASS_BWD_WEIGHTS && (int64_t)p->s.ho * p->s.wo <= 16) return IM2COL_DNNL;
+    if (which == PASS_BWD_WEIGHTS && pass_alg(p, which) != dnnl_convolution_winograd &&
+        (int64_t)p->s.ho * p->s.wo <= 16)
+        return IM2COL_DNNL;
     if (which == PASS_BWD_DATA && p->s.ci < 16 &&
         pass_alg(p, PASS_BWD_DATA) == dnnl_convolution_direct)
         return IM2COL_CONV;
@@ -300,9 +313,32 @@ static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError 
     return 0;
 }
 
+/* 1 when AG_CONV_AUTO may take Winograd's weight gradient for a layer above
+ * WINO_WEIGHT_GRAD_MAX: oneDNN has it, and its scratchpad is at most
+ * WINO_WEIGHT_GRAD_PER_IMAGE per image (see there). */
+static int wino_weight_grad_fits(AgConvPlan *p) {
+    if (!p->pick || p->alg != dnnl_convolution_winograd ||
+        (int64_t)p->s.ci * p->s.co <= WINO_WEIGHT_GRAD_MAX)
+        return 0;
+    p->wino_dw = 1; /* make_pd asks pass_alg */
+    AgError e = AG_ERROR_INIT;
+    dnnl_primitive_desc_t pd = NULL;
+    int fits = make_pd(p, PASS_BWD_WEIGHTS, &pd, &e) == 0;
+    if (fits) {
+        const dnnl_memory_desc_t *smd =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const int64_t bytes = smd ? (int64_t)dnnl_memory_desc_get_size(smd) : 0;
+        fits = bytes <= WINO_WEIGHT_GRAD_PER_IMAGE * p->s.b;
+        dnnl_primitive_desc_destroy(pd);
+    }
+    p->wino_dw = 0;
+    return fits;
+}
+
 /* Makes pass `which`: its pd, primitive, ports and scratchpad. */
 static int make_pass(AgConvPlan *p, int which, AgError *err) {
     if (p->made[which]) return 0;
+    if (which == PASS_BWD_WEIGHTS) p->wino_dw = wino_weight_grad_fits(p);
     const int im = pass_im2col(p, which);
     if (im != IM2COL_NONE) {
         role_reserve(p, ROLE_COLS,

@@ -82,9 +82,9 @@ function TestConvPlan:test_auto_picks_winograd_where_it_wins()
 end
 
 function TestConvPlan:test_auto_hands_the_passes_im2col_wins_to_im2col()
-  -- conv_plan.c's pass_im2col: the weight gradient of outputs of at most 4x4 pixels runs
-  -- im2col + oneDNN's sgemm (within the direct bound of the reference: the same sums in
-  -- another order), the input gradient of a direct conv with < 16 input channels runs
+  -- conv_plan.c's pass_im2col: the weight gradient of outputs of at most 4x4 pixels that
+  -- do not take Winograd's runs im2col + oneDNN's sgemm (within the direct bound of the
+  -- reference: the same sums in another order), the input gradient of a direct conv with < 16 input channels runs
   -- conv.h's code (the im2col path bit for bit); 'direct' plans never do either
   local g = agop.Generator(11)
   local function passes(shape, co, algo)
@@ -102,17 +102,27 @@ function TestConvPlan:test_auto_hands_the_passes_im2col_wins_to_im2col()
   lu.assertEquals(info.weight_grad, 'im2col+dnnl_sgemm')
   lu.assertStrContains(info.input_grad, 'jit')
   lu.assertTrue(e < DIRECT_TOL, '2x2 weight gradient: relative error ' .. e)
-  -- 120 images of 4x4: two blocks of 60 through the columns buffer (GEMM_DW_BYTES)
-  info, _, e = passes({120, 512, 4, 4}, 64, 'auto')
+  -- 450 images: two blocks of 225 through the columns buffer (GEMM_DW_BYTES)
+  info, _, e = passes({450, 512, 2, 2}, 64, 'auto')
+  lu.assertEquals(info.weight_grad, 'im2col+dnnl_sgemm')
+  lu.assertTrue(e < DIRECT_TOL, 'weight gradient in two blocks: relative error ' .. e)
+  -- 4x4 outputs of a layer above WINO_WEIGHT_GRAD_MAX channel pairs: the sgemm while
+  -- Winograd's scratchpad is more than 1 MiB per image, Winograd once the batch earns it
+  info, _, e = passes({8, 256, 4, 4}, 512, 'auto')
   lu.assertEquals(info.weight_grad, 'im2col+dnnl_sgemm')
   lu.assertStrContains(info.input_grad, 'wino')
-  lu.assertTrue(e < DIRECT_TOL, '4x4 weight gradient in two blocks: relative error ' .. e)
+  lu.assertTrue(e < DIRECT_TOL, '4x4 weight gradient: relative error ' .. e)
+  info, _, e = passes({128, 256, 4, 4}, 512, 'auto')
+  lu.assertStrContains(info.weight_grad, 'wino')
+  lu.assertTrue(e < WINO_TOL, 'Winograd weight gradient: relative error ' .. e)
   local same_gx
   info, same_gx = passes({4, 1, 32, 32}, 64, 'auto_direct_forward')
   lu.assertEquals(info.input_grad, 'im2col+sgemm')
   lu.assertStrContains(info.weight_grad, 'jit')
   lu.assertTrue(same_gx, 'the one-channel input gradient differs from the im2col path')
   info = passes({4, 64, 8, 8}, 64, 'auto') -- 8x8 outputs: oneDNN's Winograd keeps it
+  lu.assertStrContains(info.weight_grad, 'wino')
+  info = passes({4, 64, 4, 4}, 64, 'auto') -- small layers keep it at 4x4 too
   lu.assertStrContains(info.weight_grad, 'wino')
   info = passes({8, 512, 2, 2}, 512, 'direct')
   lu.assertStrContains(info.weight_grad, 'jit')
