@@ -25,7 +25,7 @@
  * such pass uses (the weight gradient finishes before the input gradient starts). */
 enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, ROLE_COLS, NROLES };
 enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_WEIGHTS, NPASSES };
-/* How a pass runs when not as a oneDNN convolution: conv.h's conv2d_backward (im2col and
+/* How a pass runs when not as a oneDNN convolution: conv.h's ag_conv2d_backward (im2col and
  * OpenBLAS), or gemm_weight_grad (im2col and oneDNN's sgemm) */
 enum { IM2COL_NONE, IM2COL_CONV, IM2COL_DNNL };
 
@@ -48,7 +48,7 @@ typedef struct Pass {
 } Pass;
 
 struct AgConvPlan {
-    ConvShape s;
+    AgConvShape s;
     dnnl_alg_kind_t alg;
     int pick; /* AG_CONV_AUTO(_DIRECT_FORWARD): may pick another algorithm per pass */
     int direct_fwd;
@@ -159,7 +159,7 @@ typedef struct Geo {
     dnnl_dims_t xd, wd, yd, bd, strides, pl, pr;
 } Geo;
 
-static int geo_init(Geo *g, const ConvShape *s, AgError *err) {
+static int geo_init(Geo *g, const AgConvShape *s, AgError *err) {
     dims4(g->xd, s->b, s->ci, s->h, s->w);
     dims4(g->wd, s->co, s->ci, s->k, s->k);
     dims4(g->yd, s->b, s->co, s->ho, s->wo);
@@ -231,11 +231,11 @@ static int pass_im2col(const AgConvPlan *p, int which) {
  * permuted to (Co, b*Ho*Wo) take at most GEMM_DW_BYTES (blocks balanced). */
 #define GEMM_DW_BYTES ((int64_t)32 << 20)
 
-static int64_t gemm_dw_image_bytes(const ConvShape *s) {
+static int64_t gemm_dw_image_bytes(const AgConvShape *s) {
     return ((int64_t)s->ci * s->k * s->k + s->co) * s->ho * s->wo * (int64_t)sizeof(float);
 }
 
-static int gemm_dw_images(const ConvShape *s) {
+static int gemm_dw_images(const AgConvShape *s) {
     int64_t n = GEMM_DW_BYTES / gemm_dw_image_bytes(s);
     if (n < 1) n = 1;
     if (n >= s->b) return s->b;
@@ -249,18 +249,18 @@ static int gemm_dw_images(const ConvShape *s) {
  * OPENBLAS_CORETYPE. Uses the COLS role. */
 static int gemm_weight_grad(AgConvPlan *p, float *dw, float *db, const float *dy,
                             const float *x, AgError *err) {
-    const ConvShape *s = &p->s;
+    const AgConvShape *s = &p->s;
     const int per = gemm_dw_images(s), co = s->co;
     const int64_t np = (int64_t)s->ho * s->wo, d = (int64_t)s->ci * s->k * s->k;
     const int64_t xs = (int64_t)s->ci * s->h * s->w;
     float *cols = role_data(p, ROLE_COLS);
     for (int i0 = 0; i0 < s->b; i0 += per) {
         if (ag_cancelled(err)) return -1;
-        ConvShape sb = *s;
+        AgConvShape sb = *s;
         sb.b = s->b - i0 < per ? s->b - i0 : per;
         const int64_t n = np * sb.b;
         float *dyp = cols + d * n;
-        conv2d_im2col(cols, x + i0 * xs, &sb);
+        ag_conv2d_im2col(cols, x + i0 * xs, &sb);
 #pragma omp parallel for schedule(static)
         for (int o = 0; o < co; o++) {
             double acc = 0.0;
@@ -344,7 +344,7 @@ static int make_pass(AgConvPlan *p, int which, AgError *err) {
         role_reserve(p, ROLE_COLS,
                      im == IM2COL_DNNL
                          ? (size_t)(gemm_dw_image_bytes(&p->s) * gemm_dw_images(&p->s))
-                         : sizeof(float) * (size_t)conv2d_scratch_size(&p->s));
+                         : sizeof(float) * (size_t)ag_conv2d_scratch_size(&p->s));
         p->im2col[which] = im;
         p->made[which] = 1;
         return 0;
@@ -396,7 +396,7 @@ static int run_pass(AgConvPlan *p, Pass *ps, dnnl_exec_arg_t *a, int n, AgError 
     return 0;
 }
 
-int ag_conv_winograd_wins(const ConvShape *s) {
+int ag_conv_winograd_wins(const AgConvShape *s) {
     /* measured (README "Performance"): Winograd wins from a 4x4 output up, with enough
      * input channels to amortize its transforms; oneDNN's needs multiples of 16 */
     return s->k == 3 && s->stride == 1 && s->ci >= 16 && s->ci % 16 == 0 && s->co % 16 == 0 &&
@@ -408,9 +408,9 @@ static int plan_try(AgConvPlan *p, dnnl_alg_kind_t alg, AgError *err) {
     return make_pass(p, PASS_FWD, err);
 }
 
-int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgError *err) {
+int ag_conv_plan_new(AgConvPlan **out, const AgConvShape *s, AgConvAlgo algo, AgError *err) {
     *out = NULL;
-    if (conv2d_check(s, err)) return -1;
+    if (ag_conv2d_check(s, err)) return -1;
     AgConvPlan *p = calloc(1, sizeof *p);
     if (!p) return ag_fail(err, "conv plan: out of memory");
     p->s = *s;
@@ -518,14 +518,14 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
                           AgError *err) {
     if (ag_cancelled(err) || use_work(p, work, work_bytes, dx != NULL, dw || db, err))
         return -1;
-    const ConvShape *s = &p->s;
+    const AgConvShape *s = &p->s;
     dnnl_exec_arg_t a[5];
     float *cols = role_data(p, ROLE_COLS);
     if ((dw || db) && p->im2col[PASS_BWD_WEIGHTS]) {
         if (!x) return ag_fail(err, "conv plan: the weight gradient needs the input");
         if (p->im2col[PASS_BWD_WEIGHTS] == IM2COL_DNNL
                 ? gemm_weight_grad(p, dw, db, dy, x, err)
-                : conv2d_backward(NULL, dw, db, cols, dy, x, w, s, err))
+                : ag_conv2d_backward(NULL, dw, db, cols, dy, x, w, s, err))
             return -1;
     } else if (dw || db) { /* before the input gradient: both use the X and W role buffers */
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
@@ -549,7 +549,7 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
     }
     if (dx && p->im2col[PASS_BWD_DATA]) {
         if (!w) return ag_fail(err, "conv plan: the input gradient needs the weight");
-        if (conv2d_backward(dx, NULL, NULL, cols, dy, NULL, w, s, err)) return -1;
+        if (ag_conv2d_backward(dx, NULL, NULL, cols, dy, NULL, w, s, err)) return -1;
     } else if (dx) {
         Pass *ps = &p->pass[PASS_BWD_DATA];
         dnnl_memory_t mw, mdy, mdx = port_bind(p, &ps->src, dx);
@@ -567,19 +567,19 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
 #else /* no oneDNN in this build */
 
 struct AgConvPlan {
-    ConvShape s;
+    AgConvShape s;
 };
 
 int ag_conv_have_dnnl(void) {
     return 0;
 }
 
-int ag_conv_winograd_wins(const ConvShape *s) {
+int ag_conv_winograd_wins(const AgConvShape *s) {
     (void)s;
     return 0;
 }
 
-int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgError *err) {
+int ag_conv_plan_new(AgConvPlan **out, const AgConvShape *s, AgConvAlgo algo, AgError *err) {
     (void)s;
     (void)algo;
     *out = NULL;
@@ -619,7 +619,7 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
 
 #endif
 
-const ConvShape *ag_conv_plan_shape(const AgConvPlan *p) {
+const AgConvShape *ag_conv_plan_shape(const AgConvPlan *p) {
     return &p->s;
 }
 
