@@ -40,6 +40,7 @@
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
 int openblas_get_num_threads(void);
+int openblas_thread_timeout(void); /* OPENBLAS_THREAD_TIMEOUT as read at load, 0 unset */
 
 /* "agoplua: " before error messages; NULL in the REPL (as lua.c) */
 static const char *progname = "agoplua";
@@ -47,6 +48,8 @@ static const char *progname = "agoplua";
 static char blas_switched_from[64];
 /* 1 when the host chose OMP_WAIT_POLICY=passive (see startup_env) */
 static int omp_passive_set;
+/* 1 when the host chose OPENBLAS_THREAD_TIMEOUT (see startup_env) */
+static int blas_timeout_set;
 /* the thread count set at start-up, and where it came from */
 static int start_threads;
 static const char *start_threads_from = "cores";
@@ -61,9 +64,15 @@ static const char *start_threads_from = "cores";
  * - OpenMP: libgomp's idle threads spin by default and then fight OpenBLAS's own
  *   threads for the cores (measured on 2 cores: AGOP of VGG11 over 1000 images took
  *   116 s spinning, 63 s passive). Unless the user set OMP_WAIT_POLICY, use passive.
- * Either change re-executes once. AGOP_REEXEC="<old core or ->|<1 if we set the OpenMP
- * policy>" marks the second run, so it cannot loop; both marks are then removed, so the
- * programs we start see the user's environment (plus a chosen OPENBLAS_CORETYPE). */
+ * - OpenBLAS's idle threads spin ~0.1 s after each BLAS call (OPENBLAS_THREAD_TIMEOUT
+ *   28, 2^28 cycles) and take a core from oneDNN's OpenMP team that runs next: a conv6
+ *   forward right after a 256x256 mm took 17.5 ms, 10.3 ms with the timeout 4 (2^4
+ *   cycles: they sleep at once), and most per-layer conv times of `make bench` were
+ *   1.3-1.8x shorter. Unless the user set OPENBLAS_THREAD_TIMEOUT, use 4.
+ * Any change re-executes once. AGOP_REEXEC="<old core or ->|<1 if we set the OpenMP
+ * policy><1 if we set the thread timeout>" marks the second run, so it cannot loop; the
+ * marks are then removed, so the programs we start see the user's environment (plus a
+ * chosen OPENBLAS_CORETYPE). */
 static void startup_env(char **argv) {
     const char *mark = getenv("AGOP_REEXEC");
     if (mark) {
@@ -76,6 +85,10 @@ static void startup_env(char **argv) {
                 omp_passive_set = 1;
                 unsetenv("OMP_WAIT_POLICY");
             }
+            if (bar[1] && bar[2] == '1') {
+                blas_timeout_set = 1;
+                unsetenv("OPENBLAS_THREAD_TIMEOUT");
+            }
         }
         const char *user = getenv("OPENBLAS_CORETYPE");
         if (user && *user && strcmp(from, "-") != 0)
@@ -83,10 +96,12 @@ static void startup_env(char **argv) {
         unsetenv("AGOP_REEXEC");
         return;
     }
-    int again = 0, omp = 0;
+    int again = 0, omp = 0, timeout = 0;
     const char *old = "-";
     const char *wp = getenv("OMP_WAIT_POLICY");
     if ((!wp || !*wp) && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) again = omp = 1;
+    const char *bt = getenv("OPENBLAS_THREAD_TIMEOUT");
+    if ((!bt || !*bt) && setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0) again = timeout = 1;
     const char *user = getenv("OPENBLAS_CORETYPE");
     const char *core = NULL;
     if (!(user && *user)) {
@@ -99,7 +114,7 @@ static void startup_env(char **argv) {
     }
     if (!again) return;
     char value[80];
-    snprintf(value, sizeof value, "%s|%d", old, omp);
+    snprintf(value, sizeof value, "%s|%d%d", old, omp, timeout);
     if (setenv("AGOP_REEXEC", value, 1) == 0) execv("/proc/self/exe", argv);
     if (core)
         fprintf(stderr,
@@ -108,6 +123,7 @@ static void startup_env(char **argv) {
                 old, core, strerror(errno), core);
     if (core) unsetenv("OPENBLAS_CORETYPE");
     if (omp) unsetenv("OMP_WAIT_POLICY");
+    if (timeout) unsetenv("OPENBLAS_THREAD_TIMEOUT");
     unsetenv("AGOP_REEXEC");
 }
 
@@ -186,6 +202,11 @@ static void print_version(void) {
            omp_passive_set
                ? "passive (set by agoplua)"
                : (getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "libgomp default"));
+    if (openblas_thread_timeout() > 0)
+        printf("OpenBLAS thread timeout: %d (%s)\n", openblas_thread_timeout(),
+               blas_timeout_set ? "set by agoplua" : "from OPENBLAS_THREAD_TIMEOUT");
+    else
+        printf("OpenBLAS thread timeout: OpenBLAS default\n");
     fflush(stdout);
 }
 

@@ -20,8 +20,14 @@
 #ifdef AG_HAVE_DNNL
 #include <dnnl.h>
 
-enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, NROLES }; /* GRAD: dw, db (OIHW) */
+/* GRAD: dw, db (OIHW). COLS: the columns of a pass that runs im2col + sgemm instead of a
+ * oneDNN primitive; it starts at the workspace's start, over the other roles, which no
+ * such pass uses (the weight gradient finishes before the input gradient starts). */
+enum { ROLE_X, ROLE_Y, ROLE_W, ROLE_SCRATCH, ROLE_GRAD, ROLE_COLS, NROLES };
 enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_WEIGHTS, NPASSES };
+/* How a pass runs when not as a oneDNN convolution: conv.h's ag_conv2d_backward (im2col and
+ * OpenBLAS), or gemm_weight_grad (im2col and oneDNN's sgemm) */
+enum { IM2COL_NONE, IM2COL_CONV, IM2COL_DNNL };
 
 /* One argument of one primitive: the caller's memory (user, NCHW/OIHW, its handle set at
  * each call) and, when oneDNN chose another layout, the inner memory in a role buffer
@@ -50,9 +56,11 @@ struct AgConvPlan {
     dnnl_stream_t strm;
     Pass pass[NPASSES];
     int made[NPASSES];
-    size_t cap[NROLES]; /* bytes of each role in the workspace, multiples of 64 */
-    char *work;         /* the caller's workspace during a call */
-    float *zeros;       /* (Co): the bias when the caller has none */
+    int im2col[NPASSES]; /* this pass runs im2col + sgemm: IM2COL_CONV or IM2COL_DNNL */
+    int wino_dw;         /* 1: a large layer's Winograd weight gradient fits the batch */
+    size_t cap[NROLES];  /* bytes of each role in the workspace, multiples of 64 */
+    char *work;          /* the caller's workspace during a call */
+    float *zeros;        /* (Co): the bias when the caller has none */
     int64_t bytes;
 };
 
@@ -78,7 +86,7 @@ static int dnnl_fail(AgError *err, const char *what, dnnl_status_t st) {
  * when a pass is added; ports set their handles at every call). */
 static void *role_data(AgConvPlan *p, int role) {
     size_t off = 0;
-    for (int r = 0; r < role; r++) off += p->cap[r];
+    for (int r = 0; r < role && role != ROLE_COLS; r++) off += p->cap[r];
     return p->work + off;
 }
 
@@ -169,17 +177,103 @@ static int geo_init(Geo *g, const AgConvShape *s, AgError *err) {
 
 /* pd of pass `which` (the forward pd is the hint of the backward ones) */
 /* Winograd's weight gradient keeps (threads + 1) copies of the transformed weight
- * gradient, 36 Ci Co floats each: 113 MiB for a 512 -> 512 layer on 2 threads, more than
- * the rest of a VGG11 step. AG_CONV_AUTO takes the direct weight gradient above this
- * size (it costs ~12 ms of a ~100 ms VGG11 step at B=64 on layers 5-6). */
+ * gradient, 36 Ci Co floats each: a plan's workspace with it measured 81 MiB for VGG11's
+ * layer 5 (256 -> 512) and 147 MiB for layer 6 (512 -> 512) at B=64 on 2 threads,
+ * against ~280 MiB for a whole step. It is also the fastest weight gradient of those
+ * layers, and its memory hardly grows with the batch. So AG_CONV_AUTO takes it for
+ * layers of at most WINO_WEIGHT_GRAD_MAX channel pairs (as before: <= 28 MiB), or when
+ * oneDNN's scratchpad for it is at most WINO_WEIGHT_GRAD_PER_IMAGE per image of the
+ * batch (wino_weight_grad_fits). ms of the weight gradient, Winograd / the sgemm path of
+ * pass_im2col, interleaved medians of 5 on 2 shared cores (load 9), layers 5 and 6:
+ * B=64 35/48, 69/93; B=128 71/96, 99/191; B=256 92/201, 177/422 (Haswell: B=128 74/97,
+ * 94/192; B=256 82/208, 156/381). So at B=64 both layers keep the sgemm (training VGG11
+ * stays under 300 MiB), B=128 takes Winograd for layer 5, B=256 for both. With more
+ * threads the copies grow, and the batch that earns them with them. */
 #define WINO_WEIGHT_GRAD_MAX (256 * 256)
+#define WINO_WEIGHT_GRAD_PER_IMAGE ((int64_t)1 << 20)
 
 static dnnl_alg_kind_t pass_alg(const AgConvPlan *p, int which) {
     if (which == PASS_FWD && p->direct_fwd) return dnnl_convolution_direct;
     if (which == PASS_BWD_WEIGHTS && p->pick && p->alg == dnnl_convolution_winograd &&
-        (int64_t)p->s.ci * p->s.co > WINO_WEIGHT_GRAD_MAX)
+        (int64_t)p->s.ci * p->s.co > WINO_WEIGHT_GRAD_MAX && !p->wino_dw)
         return dnnl_convolution_direct;
     return p->alg;
+}
+
+/* AG_CONV_AUTO(_DIRECT_FORWARD) hands a backward pass to im2col + sgemm where that
+ * measured clearly faster than oneDNN's direct kernels, with OpenBLAS's SkylakeX kernels
+ * and with its 2x slower Haswell ones (OPENBLAS_CORETYPE=Haswell). ms at B=64, oneDNN
+ * direct / this path, interleaved medians of 7 on 2 shared cores (load 7-8):
+ *   - the weight gradient of outputs of at most 4x4 pixels (VGG11 layers 5-8) that do
+ *     not take Winograd's (see WINO_WEIGHT_GRAD_MAX), through oneDNN's sgemm
+ *     (gemm_weight_grad), whose kernels follow the CPU, not OPENBLAS_CORETYPE. oneDNN's direct
+ * kernel reduces over a batch of tiny images slowly: layers 5-8 57/41, 101/89, 88/26, 88/27
+ * (SkylakeX run), 81/58, 156/91, 63/20, 45/14 (Haswell run). OpenBLAS's sgemm in the same
+ * place: 36, 88, 24, 35 (SkylakeX) but 96, 173, 26, 19 (Haswell). Larger outputs keep Winograd.
+ *   - the input gradient of a direct conv with fewer than 16 input channels (layer 1,
+ *     1 channel, which oneDNN pads to its block of 16), through conv.h: 30/10
+ *     (SkylakeX), 27/7 (Haswell). Training skips it (nothing needs the image's
+ *     gradient); gradient checks and the AGOP of a layer-1 input do not.
+ * The choice depends on the shape only, so every run on every machine makes the same
+ * one, and results stay reproducible bit for bit. */
+static int pass_im2col(const AgConvPlan *p, int which) {
+    if (!p->pick) return IM2COL_NONE;
+    if (which == PASS_BWD_WEIGHTS && pass_alg(p, which) != dnnl_convolution_winograd &&
+        (int64_t)p->s.ho * p->s.wo <= 16)
+        return IM2COL_DNNL;
+    if (which == PASS_BWD_DATA && p->s.ci < 16 &&
+        pass_alg(p, PASS_BWD_DATA) == dnnl_convolution_direct)
+        return IM2COL_CONV;
+    return IM2COL_NONE;
+}
+
+/* The images of one block of gemm_weight_grad: its columns (Ci*K*K, b*Ho*Wo) and dy
+ * permuted to (Co, b*Ho*Wo) take at most GEMM_DW_BYTES (blocks balanced). */
+#define GEMM_DW_BYTES ((int64_t)32 << 20)
+
+static int64_t gemm_dw_image_bytes(const AgConvShape *s) {
+    return ((int64_t)s->ci * s->k * s->k + s->co) * s->ho * s->wo * (int64_t)sizeof(float);
+}
+
+static int gemm_dw_images(const AgConvShape *s) {
+    int64_t n = GEMM_DW_BYTES / gemm_dw_image_bytes(s);
+    if (n < 1) n = 1;
+    if (n >= s->b) return s->b;
+    const int64_t blocks = (s->b + n - 1) / n;
+    return (int)((s->b + blocks - 1) / blocks);
+}
+
+/* dw += dL/dw, db += dL/db, per block of images: the block's columns, dy permuted to
+ * (Co, b*Ho*Wo) with db summed (in double) in the same pass, then one oneDNN sgemm
+ * dw += dyp cols^T. oneDNN's sgemm picks its kernels from the CPU, not from
+ * OPENBLAS_CORETYPE. Uses the COLS role. */
+static int gemm_weight_grad(AgConvPlan *p, float *dw, float *db, const float *dy,
+                            const float *x, AgError *err) {
+    const AgConvShape *s = &p->s;
+    const int per = gemm_dw_images(s), co = s->co;
+    const int64_t np = (int64_t)s->ho * s->wo, d = (int64_t)s->ci * s->k * s->k;
+    const int64_t xs = (int64_t)s->ci * s->h * s->w;
+    float *cols = role_data(p, ROLE_COLS);
+    for (int i0 = 0; i0 < s->b; i0 += per) {
+        if (ag_cancelled(err)) return -1;
+        AgConvShape sb = *s;
+        sb.b = s->b - i0 < per ? s->b - i0 : per;
+        const int64_t n = np * sb.b;
+        float *dyp = cols + d * n;
+        ag_conv2d_im2col(cols, x + i0 * xs, &sb);
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < co; o++) {
+            double acc = 0.0;
+            for (int i = 0; i < sb.b; i++) {
+                const float *g = dy + ((int64_t)(i0 + i) * co + o) * np;
+                for (int64_t j = 0; j < np; j++) acc += g[j];
+                memcpy(dyp + o * n + i * np, g, sizeof(float) * (size_t)np);
+            }
+            if (db) db[o] += (float)acc;
+        }
+        if (dw) DN(dnnl_sgemm('N', 'T', co, d, n, 1.0f, dyp, n, cols, n, 1.0f, dw, d), "sgemm");
+    }
+    return 0;
 }
 
 static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError *err) {
@@ -219,9 +313,42 @@ static int make_pd(AgConvPlan *p, int which, dnnl_primitive_desc_t *pd, AgError 
     return 0;
 }
 
+/* 1 when AG_CONV_AUTO may take Winograd's weight gradient for a layer above
+ * WINO_WEIGHT_GRAD_MAX: oneDNN has it, and its scratchpad is at most
+ * WINO_WEIGHT_GRAD_PER_IMAGE per image (see there). */
+static int wino_weight_grad_fits(AgConvPlan *p) {
+    if (!p->pick || p->alg != dnnl_convolution_winograd ||
+        (int64_t)p->s.ci * p->s.co <= WINO_WEIGHT_GRAD_MAX)
+        return 0;
+    p->wino_dw = 1; /* make_pd asks pass_alg */
+    AgError e = AG_ERROR_INIT;
+    dnnl_primitive_desc_t pd = NULL;
+    int fits = make_pd(p, PASS_BWD_WEIGHTS, &pd, &e) == 0;
+    if (fits) {
+        const dnnl_memory_desc_t *smd =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const int64_t bytes = smd ? (int64_t)dnnl_memory_desc_get_size(smd) : 0;
+        fits = bytes <= WINO_WEIGHT_GRAD_PER_IMAGE * p->s.b;
+        dnnl_primitive_desc_destroy(pd);
+    }
+    p->wino_dw = 0;
+    return fits;
+}
+
 /* Makes pass `which`: its pd, primitive, ports and scratchpad. */
 static int make_pass(AgConvPlan *p, int which, AgError *err) {
     if (p->made[which]) return 0;
+    if (which == PASS_BWD_WEIGHTS) p->wino_dw = wino_weight_grad_fits(p);
+    const int im = pass_im2col(p, which);
+    if (im != IM2COL_NONE) {
+        role_reserve(p, ROLE_COLS,
+                     im == IM2COL_DNNL
+                         ? (size_t)(gemm_dw_image_bytes(&p->s) * gemm_dw_images(&p->s))
+                         : sizeof(float) * (size_t)ag_conv2d_scratch_size(&p->s));
+        p->im2col[which] = im;
+        p->made[which] = 1;
+        return 0;
+    }
     Pass *ps = &p->pass[which];
     if (make_pd(p, which, &ps->pd, err)) return -1;
     Geo g;
@@ -340,6 +467,8 @@ void ag_conv_plan_free(AgConvPlan *p) {
 const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
     const char *name = "";
     if (pass < 0 || pass >= NPASSES || !p->made[pass]) return name;
+    if (p->im2col[pass] == IM2COL_CONV) return "im2col+sgemm";
+    if (p->im2col[pass] == IM2COL_DNNL) return "im2col+dnnl_sgemm";
     if (dnnl_primitive_desc_query(p->pass[pass].pd, dnnl_query_impl_info_str, 0, &name) !=
         dnnl_success)
         return "";
@@ -349,9 +478,10 @@ const char *ag_conv_plan_impl(const AgConvPlan *p, int pass) {
 int ag_conv_plan_prepare(AgConvPlan *p, int dx, int dw, int64_t *bytes, AgError *err) {
     if ((dw && make_pass(p, PASS_BWD_WEIGHTS, err)) || (dx && make_pass(p, PASS_BWD_DATA, err)))
         return -1;
-    int64_t n = 64; /* room to align the workspace */
-    for (int r = 0; r < NROLES; r++) n += (int64_t)p->cap[r];
-    *bytes = n;
+    int64_t n = 0;
+    for (int r = 0; r < ROLE_COLS; r++) n += (int64_t)p->cap[r];
+    if ((int64_t)p->cap[ROLE_COLS] > n) n = (int64_t)p->cap[ROLE_COLS];
+    *bytes = n + 64; /* room to align the workspace */
     return 0;
 }
 
@@ -390,7 +520,14 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
         return -1;
     const AgConvShape *s = &p->s;
     dnnl_exec_arg_t a[5];
-    if (dw || db) { /* before the input gradient: both use the X and W role buffers */
+    float *cols = role_data(p, ROLE_COLS);
+    if ((dw || db) && p->im2col[PASS_BWD_WEIGHTS]) {
+        if (!x) return ag_fail(err, "conv plan: the weight gradient needs the input");
+        if (p->im2col[PASS_BWD_WEIGHTS] == IM2COL_DNNL
+                ? gemm_weight_grad(p, dw, db, dy, x, err)
+                : ag_conv2d_backward(NULL, dw, db, cols, dy, x, w, s, err))
+            return -1;
+    } else if (dw || db) { /* before the input gradient: both use the X and W role buffers */
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
         const int64_t nw = (int64_t)s->co * s->ci * s->k * s->k;
         /* oneDNN overwrites its gradients: they go through the workspace, then += */
@@ -410,7 +547,10 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
         if (db)
             for (int o = 0; o < s->co; o++) db[o] += tb[o];
     }
-    if (dx) {
+    if (dx && p->im2col[PASS_BWD_DATA]) {
+        if (!w) return ag_fail(err, "conv plan: the input gradient needs the weight");
+        if (ag_conv2d_backward(dx, NULL, NULL, cols, dy, NULL, w, s, err)) return -1;
+    } else if (dx) {
         Pass *ps = &p->pass[PASS_BWD_DATA];
         dnnl_memory_t mw, mdy, mdx = port_bind(p, &ps->src, dx);
         if (!w) return ag_fail(err, "conv plan: the input gradient needs the weight");

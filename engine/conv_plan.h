@@ -11,7 +11,12 @@
  *
  * Algorithms (measured on the VGG11 stack, see README "Performance"): Winograd
  * F(4x4, 3x3) where it is defined and wins (3x3, stride 1, at least 16 input channels,
- * output at least 4x4), direct convolution elsewhere. Winograd is less exact than direct:
+ * output at least 4x4), direct convolution elsewhere; AUTO also hands two backward passes
+ * to im2col + sgemm where that measured clearly faster (conv_plan.c's pass_im2col: the
+ * weight gradient of outputs of at most 4x4 pixels with oneDNN's sgemm, unless the
+ * batch is large enough for the memory of Winograd's, the input
+ * gradient of a direct conv with fewer than 16 input channels with conv.h's code, in the
+ * workspace). Winograd is less exact than direct:
  * its results differ from the im2col path by up to 2e-5 of the largest entry (measured
  * ~2e-6; tests/lua/test_conv_plan.lua states and checks the bound; direct: 1e-5). */
 #ifndef AG_CONV_PLAN_H

@@ -4,7 +4,8 @@
 --   * one training step (forward + backward + SGD with momentum) at batch N, images/s:
 --     the median of the timed steps, with a profile by module type;
 --   * the same network and step in PyTorch (when /usr/bin/python3 has torch), same batch
---     and threads, its median step too; the ratio of the two;
+--     and threads, its median step too; the ratio of the two; each one's CPU time per
+--     step (all threads), which a shared machine moves less than the wall time;
 --   * peak resident memory after training (VmHWM), both;
 --   * every conv layer's forward, input gradient (dX) and weight gradient (dW) on the
 --     engine's path (oneDNN plans where built in) and on the im2col + OpenBLAS reference
@@ -87,7 +88,7 @@ local function median(t)
 end
 
 local function train_step()
-  local t0 = now()
+  local c0, t0 = os.clock(), now()
   model:zeroGrad()
   local out = model:forward(x)
   crit:forward(out, labels)
@@ -96,12 +97,15 @@ local function train_step()
   local t2 = now()
   opt:step(params, grads)
   local t3 = now()
-  return t3 - t0, t1 - t0, t2 - t1, t3 - t2
+  return t3 - t0, t1 - t0, t2 - t1, t3 - t2, os.clock() - c0
 end
 for _ = 1, cfg.warmup do train_step() end
-local steps, fwds, bwds, opts = {}, {}, {}, {}
-for i = 1, cfg.steps do steps[i], fwds[i], bwds[i], opts[i] = train_step() end
+local steps, fwds, bwds, opts, cpus = {}, {}, {}, {}, {}
+for i = 1, cfg.steps do steps[i], fwds[i], bwds[i], opts[i], cpus[i] = train_step() end
 local t_step, t_fwd, t_bwd, t_opt = median(steps), median(fwds), median(bwds), median(opts)
+-- CPU time of a step, all threads: on a shared machine it moves less than the wall time
+-- (but counts spinning threads as work)
+local c_step = median(cpus)
 local hwm = select(1, agop.memory())
 
 -- a profile by module type: every leaf module's forward and backward timed (medians over
@@ -200,13 +204,16 @@ def step():
     opt.step()
 for _ in range(warm):
     step()
-ts = []
+ts, cs = [], []
 for _ in range(steps):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     step()
     ts.append(time.perf_counter() - t)
-dt = sorted(ts)[len(ts) // 2] if len(ts) % 2 else sum(sorted(ts)[len(ts) // 2 - 1:len(ts) // 2 + 1]) / 2
-print("torch", torch.__version__, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    cs.append(time.process_time() - c)
+def med(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+print("torch", torch.__version__, med(ts), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, med(cs))
 ]]
   local path = os.tmpname()
   local f = assert(io.open(path, 'w'))
@@ -217,9 +224,9 @@ print("torch", torch.__version__, dt, resource.getrusage(resource.RUSAGE_SELF).r
   local out = p:read('a')
   p:close()
   os.remove(path)
-  local ver, dt, mem = out:match('torch (%S+) (%S+) (%S+)')
+  local ver, dt, mem, cpu = out:match('torch (%S+) (%S+) (%S+) (%S+)')
   if ver then
-    torch_res = {version = ver, step = tonumber(dt), mem = tonumber(mem)}
+    torch_res = {version = ver, step = tonumber(dt), mem = tonumber(mem), cpu = tonumber(cpu)}
   else
     print('(PyTorch run failed: ' .. out:gsub('\n', ' '):sub(1, 300) .. ')')
   end
@@ -233,14 +240,17 @@ line('agoplua train step (fwd+bwd+SGD)', t_step, B / t_step, flops_train / t_ste
 line('  forward (+ loss)', t_fwd, B / t_fwd, flops_fwd / t_fwd / 1e9)
 line('  backward', t_bwd, nil, (flops_train - flops_fwd) / t_bwd / 1e9)
 line('  SGD step (' .. params:numel() .. ' params)', t_opt)
+line('  CPU time, all threads', c_step)
 if torch_res then
   line('PyTorch ' .. torch_res.version .. ' train step', torch_res.step, B / torch_res.step,
        flops_train / torch_res.step / 1e9)
+  line('  CPU time, all threads', torch_res.cpu)
 end
 print()
 if torch_res then
-  print(string.format('images/s: agoplua / PyTorch = %.2fx (batch %d)', torch_res.step / t_step,
-                      B))
+  print(string.format('images/s: agoplua / PyTorch = %.2fx (batch %d); CPU time per step: '
+                      .. 'PyTorch / agoplua = %.2fx', torch_res.step / t_step, B,
+                      torch_res.cpu / c_step))
 end
 print(string.format('peak memory after training (VmHWM): agoplua %.0f MiB%s', hwm / 2 ^ 20,
                     torch_res and string.format(', PyTorch %.0f MiB', torch_res.mem / 2 ^ 20)
@@ -295,10 +305,10 @@ if cfg.layers then
       {'dW', plan and function() plan:backward(xin, w, gy, gw, gb, false) end,
        function() agop.conv2d_backward(xin, w, gy, 1, 1, gw, gb, false) end},
     }
-    local info = plan and plan:info() or {}
     for i, ps in ipairs(passes) do
       local t_ref = timed(2, ps[3])
       local t = ps[2] and timed(5, ps[2]) or t_ref
+      local info = plan and plan:info() or {} -- after the pass ran: plans make passes on use
       local impl = ({info.forward, info.input_grad, info.weight_grad})[i] or 'im2col'
       print(string.format('  %-22s %-26s %8s %8.2f %6.0f %8.1f%% %6.1fx',
                           i == 1 and string.format('conv%d %d->%d %dx%d', l, ci, co, s, s) or '',

@@ -295,29 +295,23 @@ function optim.SGD(opt)
   })
 end
 
--- opt:step(params, grads) -> the lr used. Updates params (and the state) in place.
+-- opt:step(params, grads) -> the lr used. Updates params (and the state) in place, in one
+-- fused pass over memory (agop.sgd_step; the tensor ops it replaced made 3 to 5 passes over
+-- VGG11's 9.2M parameters: with momentum 0.9, 1.5-1.85x slower, 3 runs of 15 on 2 shared
+-- cores). Its rounding is theirs, step for step (test_optim.lua compares them bit for bit).
 function optim._sgd_step(self, params, grads)
   self:_check(params, grads)
   local lr = self:get_lr(self.t)
-  local g = grads
-  if self.weight_decay ~= 0 then
-    g = self:_buffer('scratch', params):copy(grads):add_(params, self.weight_decay)
-  end
+  local buf, first = nil, false
   if self.momentum ~= 0 then
-    local buf = self.buffers.momentum
+    buf = self.buffers.momentum
     if buf == nil then
-      buf = self:_buffer('momentum', params):copy(g)
-    else
-      buf:mul_(self.momentum):add_(g, 1 - self.dampening)
-    end
-    if self.nesterov then
-      if g == grads then g = self:_buffer('scratch', params):copy(grads) end
-      g:add_(buf, self.momentum)
-    else
-      g = buf
+      buf = self:_buffer('momentum', params)
+      first = true
     end
   end
-  params:add_(g, -lr)
+  agop.sgd_step(params, grads, buf, lr, self.momentum, self.dampening, self.weight_decay,
+                self.nesterov, first)
   self.t = self.t + 1
   return lr
 end

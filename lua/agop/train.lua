@@ -224,6 +224,19 @@ end
 --- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
 --- accuracy on test_set after every epoch. Returns {test_acc = {per epoch}, final_test_acc,
 --- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
+-- Nothing in a training step reads d loss / d image: the model's first leaf module (when it
+-- has the need_gradInput switch, as nn.Conv2d and nn.Linear do) skips its input gradient,
+-- VGG11's conv1 input gradient, 6 ms of a 237 ms step at B=64 on oneDNN. Returns the
+-- function that puts the switch back.
+local function skip_input_gradient(model)
+  local m = model
+  while m.modules and #m.modules > 0 do m = m.modules[1] end
+  local was = m.need_gradInput
+  if was ~= true then return function() end end
+  m.need_gradInput = false
+  return function() m.need_gradInput = was end
+end
+
 function train.fit(model, train_set, test_set, opts)
   local cfg = util.options(opts, train.defaults, 'train')
   -- under mpirun: every rank takes its shard of each global batch, and rank 0 alone
@@ -272,6 +285,7 @@ function train.fit(model, train_set, test_set, opts)
     local seconds0 = st.seconds
     local win_loss, win_correct, win_n, win_t = 0, 0, 0, t0
     local ep_loss, ep_correct, ep_n = 0, 0, 0
+    local restore_input_gradient = skip_input_gradient(model)
     local ok, err = pcall(function()
       for b = st.batch + 1, nb do
         if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
@@ -329,6 +343,7 @@ function train.fit(model, train_set, test_set, opts)
         end
       end
     end)
+    restore_input_gradient()
     if not ok then
       if tty and not cfg.quiet then io.stdout:write('\n') end
       if tostring(err):find('interrupted') then

@@ -193,6 +193,39 @@ TEST(maxpool2d_ties_go_to_the_first_maximum) {
     }
 }
 
+/* The 2x2 stride-2 pool runs 4 outputs at once (SSE2) and the rest one by one: on rows
+ * of values drawn from {0, 1, 2, NaN} (ties and NaNs everywhere), both must keep the rule
+ * of a naive loop: the first maximum in window order, and the first NaN over any number. */
+TEST(maxpool2d_2x2_vector_path_keeps_ties_and_nans) {
+    enum { H = 4, W = 22, HO = 2, WO = 11, B = 3 }; /* 2 groups of 4 outputs, then 3 */
+    float x[B * H * W], y[B * HO * WO], idx[B * HO * WO];
+    const float vals[4] = {0.0f, 1.0f, 2.0f, NAN};
+    AgRng g;
+    ag_rng_seed(&g, 77);
+    for (int i = 0; i < B * H * W; i++) x[i] = vals[ag_rng_below(&g, 4)];
+    AgPoolShape s;
+    AgError err = AG_ERROR_INIT;
+    CHECK(ag_pool2d_shape(&s, (int64_t[]){B, 1, H, W}, 2, 2, 0, &err) == 0, "%s", err.msg);
+    CHECK(ag_maxpool2d_forward(y, idx, x, &s, &err) == 0, "%s", err.msg);
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < HO; oh++)
+            for (int ow = 0; ow < WO; ow++) {
+                const float *xp = x + b * H * W;
+                int best = -1;
+                for (int k = 0; k < 4; k++) {
+                    int at = (2 * oh + k / 2) * W + 2 * ow + k % 2;
+                    float v = xp[at];
+                    if (best < 0 || (isnan(v) && !isnan(xp[best])) ||
+                        (!isnan(xp[best]) && v > xp[best]))
+                        best = at;
+                }
+                int o = (b * HO + oh) * WO + ow;
+                CHECK(idx[o] == (float)best, "plane %d (%d, %d): idx %g, want %d", b, oh, ow,
+                      idx[o], best);
+                CHECK(isnan(xp[best]) ? isnan(y[o]) : y[o] == xp[best], "y[%d] = %g", o, y[o]);
+            }
+}
+
 static int fails_with(int rc, const AgError *err, const char *want) {
     if (rc == 0 || !strstr(err->msg, want)) {
         fprintf(stderr, "  got rc=%d msg=\"%s\", want \"%s\"\n", rc, err->msg, want);
@@ -249,6 +282,7 @@ int main(void) {
     RUN(adaptive_avgpool2d_general_sizes);
     RUN(adaptive_avgpool2d_1x1_is_the_plane_mean);
     RUN(maxpool2d_ties_go_to_the_first_maximum);
+    RUN(maxpool2d_2x2_vector_path_keeps_ties_and_nans);
     RUN(pooling_rejects_bad_sizes_with_a_message);
     return check_report("pool");
 }

@@ -81,6 +81,50 @@ function TestConvPlan:test_auto_picks_winograd_where_it_wins()
   lu.assertNotStrContains(impl({4, 512, 2, 2}, 512), 'wino')  -- 2x2 outputs
 end
 
+function TestConvPlan:test_auto_hands_the_passes_im2col_wins_to_im2col()
+  -- conv_plan.c's pass_im2col: the weight gradient of outputs of at most 4x4 pixels that
+  -- do not take Winograd's runs im2col + oneDNN's sgemm (within the direct bound of the
+  -- reference: the same sums in another order), the input gradient of a direct conv with < 16 input channels runs
+  -- conv.h's code (the im2col path bit for bit); 'direct' plans never do either
+  local g = agop.Generator(11)
+  local function passes(shape, co, algo)
+    local x = agop.randn(g, table.unpack(shape))
+    local w = agop.randn(g, co, shape[2], 3, 3)
+    local plan = assert(agop.conv2d_plan(x, w, 1, 1, algo))
+    local gy = agop.randn(g, shape[1], co, shape[3], shape[4])
+    local gw0, gb0 = agop.randn(g, w:size()), agop.randn(g, co)
+    local gw1, gb1 = gw0:clone(), gb0:clone()
+    local gx0 = agop.conv2d_backward(x, w, gy, 1, 1, gw0, gb0, true)
+    local gx1 = plan:backward(x, w, gy, gw1, gb1, true)
+    return plan:info(), gx1:equal(gx0), math.max(rel(gx1, gx0), rel(gw1, gw0), rel(gb1, gb0))
+  end
+  -- {input, Co, algo, weight-gradient path, input-gradient path, bound of both}
+  local cases = {
+    {{8, 512, 2, 2}, 512, 'auto', 'im2col+dnnl_sgemm', 'jit', DIRECT_TOL},
+    -- 450 images: two blocks of 225 through the columns buffer (GEMM_DW_BYTES)
+    {{450, 512, 2, 2}, 64, 'auto', 'im2col+dnnl_sgemm', 'jit', DIRECT_TOL},
+    -- 4x4 outputs of a layer above WINO_WEIGHT_GRAD_MAX channel pairs: the sgemm while
+    -- Winograd's scratchpad is more than 1 MiB per image, Winograd once the batch earns it
+    {{8, 256, 4, 4}, 512, 'auto', 'im2col+dnnl_sgemm', 'wino', WINO_TOL},
+    {{128, 256, 4, 4}, 512, 'auto', 'wino', 'wino', WINO_TOL},
+    {{4, 1, 32, 32}, 64, 'auto_direct_forward', 'jit', 'im2col+sgemm', DIRECT_TOL},
+    {{4, 64, 8, 8}, 64, 'auto', 'wino', 'wino', WINO_TOL}, -- 8x8: Winograd keeps it
+    {{4, 64, 4, 4}, 64, 'auto', 'wino', 'wino', WINO_TOL}, -- small layers: at 4x4 too
+    {{8, 512, 2, 2}, 512, 'direct', 'jit', 'jit', DIRECT_TOL},
+    {{4, 1, 32, 32}, 64, 'direct', 'jit', 'jit', DIRECT_TOL},
+  }
+  for _, c in ipairs(cases) do
+    local info, same_gx, e = passes(c[1], c[2], c[3])
+    local what = string.format('%s %s -> %d', c[3], table.concat(c[1], 'x'), c[2])
+    lu.assertStrContains(info.weight_grad, c[4], false, what)
+    lu.assertStrContains(info.input_grad, c[5], false, what)
+    lu.assertTrue(e < c[6], string.format('%s: relative error %g', what, e))
+    if c[5] == 'im2col+sgemm' then
+      lu.assertTrue(same_gx, what .. ': the input gradient differs from the im2col path')
+    end
+  end
+end
+
 function TestConvPlan:test_reused_output_buffers_hold_the_new_results()
   local g = agop.Generator(5)
   local x1, x2 = agop.randn(g, 4, 16, 8, 8), agop.randn(g, 4, 16, 8, 8)

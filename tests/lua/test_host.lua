@@ -32,7 +32,7 @@ end
 -- environment this suite inherits (a machine that sets OPENBLAS_CORETYPE, a user's
 -- AGOP_THREADS or LUA_INIT) cannot change what a test sees; a test sets what it needs.
 local HOST_VARS = {'OPENBLAS_CORETYPE', 'AGOP_REEXEC', 'AGOP_PRETEND_CORE', 'AGOP_THREADS',
-                   'OMP_WAIT_POLICY', 'LUA_INIT', 'LUA_INIT_5_4'}
+                   'OMP_WAIT_POLICY', 'OPENBLAS_THREAD_TIMEOUT', 'LUA_INIT', 'LUA_INIT_5_4'}
 local CLEAN_ENV = 'env -u ' .. table.concat(HOST_VARS, ' -u ')
 
 -- Runs `env agoplua args` in a clean environment plus opts.env, with stdin from a string
@@ -205,6 +205,34 @@ function TestHost:test_users_coretype_is_never_overridden()
   lu.assertEquals(out, 'Core2\tnil\tCore2\n')
   local _, vout = run('-v', {env = 'OPENBLAS_CORETYPE=Core2'})
   lu.assertStrContains(vout, 'BLAS core: Core2 (OPENBLAS_CORETYPE=Core2)')
+end
+
+local SHOW_WAIT = [[-e 'print(os.getenv("OMP_WAIT_POLICY"), os.getenv("OPENBLAS_THREAD_TIMEOUT"), os.getenv("AGOP_REEXEC"))']]
+
+function TestHost:test_idle_threads_sleep_but_children_see_the_users_environment()
+  -- OpenBLAS read the timeout at load (-v asks it), yet the script and the programs it
+  -- starts see neither variable nor the re-exec mark
+  local code, out = run(SHOW_WAIT)
+  lu.assertEquals(code, 0)
+  lu.assertEquals(out, 'nil\tnil\tnil\n')
+  local _, vout = run('-v')
+  lu.assertStrContains(vout, 'OpenMP wait policy: passive (set by agoplua)')
+  lu.assertStrContains(vout, 'OpenBLAS thread timeout: 4 (set by agoplua)')
+  -- with the policy set by the user, the timeout is still chosen (and the other way round)
+  _, out = run(SHOW_WAIT, {env = 'OMP_WAIT_POLICY=active'})
+  lu.assertEquals(out, 'active\tnil\tnil\n')
+  _, vout = run('-v', {env = 'OMP_WAIT_POLICY=active'})
+  lu.assertStrContains(vout, 'OpenBLAS thread timeout: 4 (set by agoplua)')
+  _, out = run(SHOW_WAIT, {env = 'OPENBLAS_THREAD_TIMEOUT=12'})
+  lu.assertEquals(out, 'nil\t12\tnil\n')
+end
+
+function TestHost:test_users_blas_thread_timeout_is_never_overridden()
+  local code, out = run(SHOW_WAIT, {env = 'OPENBLAS_THREAD_TIMEOUT=12 OMP_WAIT_POLICY=active'})
+  lu.assertEquals(code, 0)
+  lu.assertEquals(out, 'active\t12\tnil\n') -- nothing to change: no re-exec either
+  local _, vout = run('-v', {env = 'OPENBLAS_THREAD_TIMEOUT=12'})
+  lu.assertStrContains(vout, 'OpenBLAS thread timeout: 12 (from OPENBLAS_THREAD_TIMEOUT)')
 end
 
 function TestHost:test_core_openblas_chose_well_is_kept()

@@ -72,6 +72,82 @@ function TestSGD:test_grads_are_left_untouched()
   lu.assertEquals(p:numel(), 4)
 end
 
+-- The tensor-op SGD that agop.sgd_step replaced (one op per line of PyTorch's rule): the
+-- fused step must give the same floats, bit for bit, so that runs stay reproducible.
+local function sgd_by_tensor_ops(o, p, grads, bufs, scratch)
+  local g = grads
+  if (o.weight_decay or 0) ~= 0 then g = scratch:copy(grads):add_(p, o.weight_decay) end
+  if (o.momentum or 0) ~= 0 then
+    if bufs.m == nil then
+      bufs.m = grads:clone():copy(g)
+    else
+      bufs.m:mul_(o.momentum):add_(g, 1 - (o.dampening or 0))
+    end
+    if o.nesterov then
+      if g == grads then g = scratch:copy(grads) end
+      g:add_(bufs.m, o.momentum)
+    else
+      g = bufs.m
+    end
+  end
+  p:add_(g, -o.lr)
+end
+
+function TestSGD:test_fused_step_matches_tensor_ops_bit_for_bit()
+  local gen = agop.Generator(7)
+  local n = 100003 -- past the threading threshold, and not a multiple of a vector
+  for _, o in ipairs({{lr = 0.1}, {lr = 0.01, momentum = 0.9},
+                      {lr = 0.03, momentum = 0.9, weight_decay = 5e-4},
+                      {lr = 0.05, momentum = 0.8, nesterov = true, weight_decay = 0.1},
+                      {lr = 0.1, momentum = 0.5, dampening = 1 / 3},
+                      {lr = 0.07, weight_decay = 0.01}}) do
+    local p0 = agop.randn(gen, n)
+    -- zeros of both signs and tiny numbers whose products underflow: the sign of every
+    -- zero must match too
+    p0:narrow(1, 1, 500):fill(-0.0)
+    p0:narrow(1, 501, 500):fill(1e-40)
+    local p1, p2 = p0:clone(), p0:clone()
+    local ref_bufs, scratch = {}, agop.zeros(n)
+    local opt = optim.SGD(o)
+    for _ = 1, 4 do
+      local g = agop.randn(gen, n)
+      g:narrow(1, 1, 250):fill(-0.0)
+      g:narrow(1, 251, 250):fill(-1e-40)
+      sgd_by_tensor_ops(o, p1, g, ref_bufs, scratch)
+      opt:step(p2, g)
+    end
+    local what = tostring(opt)
+    lu.assertTrue(p2:equal(p1), what .. ': params differ from the tensor ops')
+    if ref_bufs.m then
+      lu.assertTrue(opt.buffers.momentum:equal(ref_bufs.m), what .. ': momentum differs')
+    end
+    -- and bit for bit: equal() says -0 == 0; compare the signs of the zeros
+    local a, b = p1:totable(), p2:totable()
+    for i = 1, 1000 do
+      if a[i] == 0 and 1 / a[i] ~= 1 / b[i] then
+        lu.fail(string.format('%s: entry %d is %g, expected %g', what, i, 1 / b[i], 1 / a[i]))
+      end
+    end
+  end
+end
+
+function TestSGD:test_sgd_step_checks_its_arguments()
+  local p, g, b = agop.zeros(4), agop.zeros(4), agop.zeros(4)
+  lu.assertErrorMsgContains('grads have 3 elements, params 4', agop.sgd_step, p,
+                            agop.zeros(3), b, 0.1, 0.9, 0, 0, false, false)
+  lu.assertErrorMsgContains('momentum buffer has 5 elements', agop.sgd_step, p, g,
+                            agop.zeros(5), 0.1, 0.9, 0, 0, false, false)
+  lu.assertErrorMsgContains('needs a momentum buffer', agop.sgd_step, p, g, nil, 0.1, 0.9, 0,
+                            0, false, false)
+  lu.assertErrorMsgContains('must be contiguous', agop.sgd_step, agop.zeros(4, 2):t(),
+                            agop.zeros(8), nil, 0.1, 0, 0, 0, false, false)
+  lu.assertErrorMsgContains('lr', agop.sgd_step, p, g, b, 0 / 0, 0.9, 0, 0, false, false)
+  lu.assertErrorMsgContains('must be booleans', agop.sgd_step, p, g, b, 0.1, 0.9, 0, 0, 1,
+                            false)
+  lu.assertErrorMsgContains('agop.Tensor expected', agop.sgd_step, {}, g, b, 0.1, 0.9, 0, 0,
+                            false, false)
+end
+
 function TestSGD:test_errors()
   lu.assertErrorMsgContains("option 'lr' is required", optim.SGD, {momentum = 0.9})
   lu.assertErrorMsgContains("unknown option 'momentun' (did you mean 'momentum'?)", optim.SGD,

@@ -66,6 +66,31 @@ function TestTrain:test_nan_loss_stops_with_the_step_and_checkpoint()
   lu.assertStrMatches(err, '.*loss is .* at step %d+ %(epoch 1, batch %d+%); last good checkpoint: none written yet.*')
 end
 
+function TestTrain:test_first_layer_skips_its_input_gradient_while_training()
+  local nn, data, train = require('agop.nn'), require('agop.data'), require('agop.train')
+  local g = agop.Generator(2)
+  local conv = nn.Conv2d(1, 4, 3, {padding = 1, generator = g})
+  local m = nn.Sequential():add(nn.Sequential():add(conv):add(nn.ReLU())):add(nn.Flatten())
+    :add(nn.Linear(4 * 32 * 32, 10, {generator = g}))
+  local seen, calls = {}, 0
+  conv.backward = function(self, x, gy)
+    calls = calls + 1
+    seen[#seen + 1] = self.need_gradInput
+    return nn.Conv2d.backward(self, x, gy)
+  end
+  local tr = data.load('mnist', 'train', {limit = 128})
+  train.fit(m, tr, nil, {epochs = 1, batch = 64, lr = 0.01, quiet = true})
+  lu.assertEquals(calls, 2)
+  lu.assertEquals(seen, {false, false})
+  lu.assertNil(conv.gradInput) -- never computed
+  lu.assertTrue(conv.gradWeight:norm() > 0, 'the weight gradient is still computed')
+  lu.assertTrue(conv.need_gradInput, 'the switch is put back after training')
+  -- put back when training fails too
+  lu.assertFalse(pcall(train.fit, m, tr, nil, {epochs = 1, batch = 64, lr = 1e30, quiet = true,
+    schedule = 'constant', momentum = 0}))
+  lu.assertTrue(conv.need_gradInput)
+end
+
 function TestTrain:test_unknown_option_is_an_error()
   local train = require('agop.train')
   local ok, err = pcall(train.fit, {}, {}, nil, {lr_rate = 1})
