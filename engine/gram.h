@@ -1,0 +1,34 @@
+/* gram.h - the Gram accumulation of the patch-AGOP sweep: S += sum over positions of
+ * g g^T, g the co channels of one position of a conv output gradient (B, co, hw).
+ *
+ * OpenBLAS ssyrk is slow at these shapes inside the sweep: co = 64 with long rows, a
+ * packed copy of every position, and its own threads fighting oneDNN's OpenMP team on
+ * few cores. Here positions are packed in tiles transposed to (np, co), zero-padded,
+ * then an OpenMP team multiplies register blocks (rows x 2 vectors) with AVX-512 or
+ * AVX2 + FMA; each tile's float sums (np <= AG_GRAM_TILE terms) are added in double. */
+#ifndef AG_GRAM_H
+#define AG_GRAM_H
+
+#include <stdint.h>
+
+/* Positions per tile at most: the float sums inside a tile stay short. */
+#define AG_GRAM_TILE 4096
+
+/* The kernel this CPU runs: 512 (AVX-512), 256 (AVX2 + FMA) or 0 (none: callers use
+ * BLAS). */
+int ag_gram_isa(void);
+
+/* acc[i * co + j] += sum_{b, p} g[b, i, p] g[b, j, p] for j >= i (the upper triangle;
+ * the lower one is left alone). Returns 0, or -1 when out of memory (acc unchanged).
+ * Does not look for non-finite entries: a caller that starts from acc = 0 finds them on
+ * the diagonal. Call only when ag_gram_isa() != 0.
+ *   acc: (co, co) double, in/out
+ *   g:   (batch, co, hw) */
+int ag_gram_accumulate(double *acc, const float *g, int64_t batch, int64_t co, int64_t hw);
+
+/* The same with the kernel named (512 or 256; the CPU must run it): for tests of the
+ * AVX2 kernel on an AVX-512 machine. Another isa does nothing. */
+int ag_gram_accumulate_isa(double *acc, const float *g, int64_t batch, int64_t co, int64_t hw,
+                           int isa);
+
+#endif
