@@ -168,6 +168,86 @@ int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int
     return rc;
 }
 
+int ag_agop_accumulate_pooled(double *s, const float *idx, const float *pooled, const float *dy,
+                              int64_t batch, int64_t co, int64_t nw, int *done, AgError *err) {
+    *done = 0;
+    if (check_acc(batch, co, nw, err)) return -1;
+    if (batch * nw == 0) {
+        *done = 1;
+        return 0;
+    }
+    int64_t n = batch * co * nw;
+    float *v = malloc((size_t)n * sizeof *v);
+    double *t = calloc((size_t)(co * co), sizeof *t);
+    if (!v || !t) {
+        free(v);
+        free(t);
+        return ag_fail(err, "agop_accumulate_pooled: out of memory (co=%lld)", (long long)co);
+    }
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) v[i] = pooled[i] > 0.0f ? dy[i] : 0.0f;
+    int rc = ag_gram_accumulate_pooled(t, v, idx, batch, co, nw);
+    free(v);
+    if (rc != 0) { /* no kernel for this: the caller forms the gradient */
+        free(t);
+        return 0;
+    }
+    int finite = 1;
+    for (int64_t i = 0; i < co; i++) finite &= isfinite(t[i * co + i]) != 0;
+    if (finite) add_sym_blocked(s, t, co);
+    free(t);
+    if (!finite)
+        return ag_fail(err, "agop_accumulate_pooled: the gradient has a non-finite entry (or "
+                            "one whose square overflows)");
+    *done = 1;
+    return 0;
+}
+
+int ag_agop_unpool_relu(float *dx, const float *idx, const float *dy, const float *pooled,
+                        int64_t nplanes, int64_t nmask, int h, int w, int ho, int wo,
+                        AgError *err) {
+    if (nplanes < 1 || nmask < 1 || nplanes % nmask != 0 || h < 1 || w < 1 || ho < 1 ||
+        wo < 1 || (int64_t)h * w > ((int64_t)1 << 24))
+        return ag_fail(err,
+                       "agop_unpool_relu: bad sizes (%lld planes of %dx%d -> %dx%d, %lld "
+                       "index planes)",
+                       (long long)nplanes, h, w, ho, wo, (long long)nmask);
+    const int64_t hw = (int64_t)h * w, ohw = (int64_t)ho * wo;
+    int64_t bad = INT64_MAX; /* the first bad index, whatever the thread count */
+#pragma omp parallel for schedule(static) reduction(min : bad)
+    for (int64_t pl = 0; pl < nplanes; pl++) {
+        const int64_t mp = pl % nmask;
+        float *dp = dx + pl * hw;
+        const float *gp = dy + pl * ohw, *ip = idx + mp * ohw, *pp = pooled + mp * ohw;
+        memset(dp, 0, sizeof(float) * (size_t)hw);
+        for (int64_t j = 0; j < ohw; j++) {
+            float f = ip[j];
+            if (f >= 0.0f && f < (float)hw && f == (float)(int64_t)f) {
+                dp[(int64_t)f] += pp[j] > 0.0f ? gp[j] : 0.0f;
+            } else if (mp * ohw + j < bad) {
+                bad = mp * ohw + j;
+            }
+        }
+    }
+    if (bad != INT64_MAX)
+        return ag_fail(err,
+                       "agop_unpool_relu: index %g at position %lld is not a pixel of a %dx%d "
+                       "plane",
+                       (double)idx[bad], (long long)bad + 1, h, w);
+    return 0;
+}
+
+/* g[pl] *= (y[pl % nmask] > 0), in place. */
+void ag_agop_relu_mask(float *g, const float *y, int64_t nplanes, int64_t nmask,
+                       int64_t plane) {
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < nplanes; pl++) {
+        float *gp = g + pl * plane;
+        const float *yp = y + (pl % nmask) * plane;
+        for (int64_t i = 0; i < plane; i++) gp[i] = yp[i] > 0.0f ? gp[i] : 0.0f;
+    }
+}
+
 int ag_agop_finish(float *g_out, const double *s, const float *w, int64_t co, int64_t d,
                    double n_images, AgError *err) {
     if (co < 1 || d < 1 || co > 65536 || d > INT32_MAX / (co > d ? co : d))

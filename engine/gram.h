@@ -31,4 +31,16 @@ int ag_gram_accumulate(double *acc, const float *g, int64_t batch, int64_t co, i
 int ag_gram_accumulate_isa(double *acc, const float *g, int64_t batch, int64_t co, int64_t hw,
                            int isa);
 
+/* The same sum for a gradient that max-pooling spread out: g[b, c, idx[b, c, p]] =
+ * v[b, c, p] for every pooling window p, 0 elsewhere. Two channels' terms meet only where
+ * their maxima sit on the same pixel, so acc[i * co + j] += sum_{b, p} v[b, i, p] v[b, j, p]
+ * [ix[b, i, p] == ix[b, j, p]] for j >= i: 4x fewer products than over g for 2 x 2
+ * windows, and g is never formed. Returns 0, or 1 when this CPU or shape has no kernel
+ * for it (AVX-512 and nw a multiple of 16 only; acc unchanged): the caller then forms g.
+ *   acc: (co, co) double, in/out
+ *   v:   (batch, co, nw) the gradient at the pool's output (ReLU mask applied)
+ *   ix:  (batch, co, nw) the flat position of each window's maximum in its plane */
+int ag_gram_accumulate_pooled(double *acc, const float *v, const float *ix, int64_t batch,
+                              int64_t co, int64_t nw);
+
 #endif
