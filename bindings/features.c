@@ -145,7 +145,7 @@ static int l_agop_accumulate(lua_State *L) {
                           "is %Ix%I",
                           agl_shape(g, 0), (lua_Integer)g->size[1], (lua_Integer)s->n,
                           (lua_Integer)s->n);
-    g = agl_check_contiguous(L, 2); /* finiteness: checked by the engine while packing */
+    g = agl_check_contiguous(L, 2); /* finiteness: checked by the engine (the diagonal) */
     int64_t hw = g->dim == 4 ? g->size[2] * g->size[3] : 1;
     AgError err = agl_error_value();
     if (ag_agop_accumulate(s->data, g->data, g->size[0], s->n, hw, &err))

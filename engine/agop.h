@@ -17,9 +17,9 @@
 int ag_nfm(float *n, const float *w, int64_t co, int64_t d, AgError *err);
 
 /* s += sum_{b, p} g[b, :, p] g[b, :, p]^T, both triangles (s stays exactly symmetric).
- * Positions are packed in chunks and multiplied with float ssyrk, each chunk's product
- * added into the double accumulator. A non-finite entry in g is an error, and s is
- * then left unchanged.
+ * Float sums over tiles of positions (engine/gram.c's kernels on x86-64 with AVX2 or
+ * AVX-512, else packed chunks and OpenBLAS ssyrk), each tile's product added into the
+ * double accumulator. A non-finite entry in g is an error, and s is then left unchanged.
  *   s: (co, co) double, in/out
  *   g: (batch, co, hw), e.g. dL/dz of a conv output (batch, co, h, w) */
 int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,

@@ -5,7 +5,9 @@
  * packed copy of every position, and its own threads fighting oneDNN's OpenMP team on
  * few cores. Here positions are packed in tiles transposed to (np, co), zero-padded,
  * then an OpenMP team multiplies register blocks (rows x 2 vectors) with AVX-512 or
- * AVX2 + FMA; each tile's float sums (np <= AG_GRAM_TILE terms) are added in double. */
+ * AVX2 + FMA (the outer form); rows of >= 512 positions (VGG11 conv1) are read in place,
+ * 4 x 4 channel pairs of dot products with AVX-512 (the dot form). Each tile's float sums
+ * (<= AG_GRAM_TILE terms) are added in double. */
 #ifndef AG_GRAM_H
 #define AG_GRAM_H
 
