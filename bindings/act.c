@@ -1,6 +1,6 @@
 /* act.c - activations, softmax, cross-entropy and dropout (engine/act.c).
  *
- *   agop.relu(x [, out]) -> y ;  agop.relu_backward(y, gy [, out]) -> gx  (gx = gy where
+ *   agop.relu(x [, out]) -> y ;  agop.ag_relu_backward(y, gy [, out]) -> gx  (gx = gy where
  *        y > 0); out: a buffer to refill when it fits (kcheck.h's kc_out)
  *   agop.softmax(x) -> y ; agop.log_softmax(x) -> y        (rows of (B, C), or one (C) row)
  *   agop.cross_entropy(logits, labels) -> loss, glogits    logits (B, C), labels (B) holding
@@ -16,7 +16,7 @@ static int l_relu(lua_State *L) {
     lua_settop(L, 2);
     const AgTensor *x = agl_check_contiguous(L, 1);
     AgTensor *y = kc_out(L, 2, "relu", x->dim, x->size);
-    relu_forward(y->data, x->data, ag_numel(x));
+    ag_relu_forward(y->data, x->data, ag_numel(x));
     return 1;
 }
 
@@ -28,7 +28,7 @@ static int l_relu_backward(lua_State *L) {
     lua_settop(L, 3);
     const AgTensor *y = agl_check_contiguous(L, 1), *gy = agl_check_contiguous(L, 2);
     AgTensor *gx = kc_out(L, 3, "relu_backward", gy->dim, gy->size);
-    relu_backward(gx->data, gy->data, y->data, ag_numel(y));
+    ag_relu_backward(gx->data, gy->data, y->data, ag_numel(y));
     return 1;
 }
 
@@ -56,10 +56,10 @@ static int softmax_like(lua_State *L, const char *fname,
 }
 
 static int l_softmax(lua_State *L) {
-    return softmax_like(L, "softmax", softmax_forward);
+    return softmax_like(L, "softmax", ag_softmax_forward);
 }
 static int l_log_softmax(lua_State *L) {
-    return softmax_like(L, "log_softmax", log_softmax_forward);
+    return softmax_like(L, "log_softmax", ag_log_softmax_forward);
 }
 
 static int l_cross_entropy(lua_State *L) {
@@ -77,10 +77,10 @@ static int l_cross_entropy(lua_State *L) {
     double loss = 0.0;
     AgError err = agl_error_value();
     /* labels are checked before the gradient is allocated */
-    if (cross_entropy_forward(&loss, NULL, logits->data, labels->data, nb, nc, &err))
+    if (ag_cross_entropy_forward(&loss, NULL, logits->data, labels->data, nb, nc, &err))
         return agl_error(L, &err);
     AgTensor *g = agl_push_tensor(L, "cross_entropy", 2, logits->size);
-    if (cross_entropy_forward(&loss, g->data, logits->data, labels->data, nb, nc, &err))
+    if (ag_cross_entropy_forward(&loss, g->data, logits->data, labels->data, nb, nc, &err))
         return agl_error(L, &err);
     lua_pushnumber(L, loss);
     lua_insert(L, -2);
@@ -102,7 +102,7 @@ static int l_dropout(lua_State *L) {
     AgTensor *y = agl_push_tensor(L, "dropout", x->dim, x->size);
     AgTensor *mask = agl_push_tensor(L, "dropout", x->dim, x->size);
     AgError err = agl_error_value();
-    if (dropout_forward(y->data, mask->data, x->data, ag_numel(x), p, g, &err))
+    if (ag_dropout_forward(y->data, mask->data, x->data, ag_numel(x), p, g, &err))
         return agl_error(L, &err);
     return 2;
 }

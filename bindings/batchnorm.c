@@ -5,7 +5,7 @@
  *        x (B, C, H, W) (or (B, C)); gamma, beta, running_* (C). Training uses the batch
  *        statistics and updates running_* in place (PyTorch's rule, unbiased variance);
  *        evaluation uses running_*. momentum defaults to 0.1, eps to 1e-5.
- *   agop.batchnorm2d_backward(x, gamma|nil, gy, save_mean, save_invstd, ggamma|nil,
+ *   agop.ag_batchnorm2d_backward(x, gamma|nil, gy, save_mean, save_invstd, ggamma|nil,
  *                             gbeta|nil, training) -> gx           (ggamma, gbeta: +=) */
 #include "../engine/batchnorm.h"
 #include "agl.h"
@@ -50,7 +50,7 @@ static int l_batchnorm2d(lua_State *L) {
     if (!training && !rm)
         return luaL_error(L, "%s: evaluation mode needs running_mean and running_var", fname);
     AgError err = AG_ERROR_INIT;
-    if (batchnorm2d_check(nb, nc, hw, training, momentum, eps, &err))
+    if (ag_batchnorm2d_check(nb, nc, hw, training, momentum, eps, &err))
         return luaL_error(L, "%s (input %s)", err.msg, agl_shape(x0, 0));
     lua_settop(L, 8);
     const AgTensor *x = agl_check_contiguous(L, 1);
@@ -59,9 +59,9 @@ static int l_batchnorm2d(lua_State *L) {
     AgTensor *sm = agl_push_tensor(L, fname, 1, (int64_t[]){nc});
     AgTensor *si = agl_push_tensor(L, fname, 1, (int64_t[]){nc});
     err = agl_error_value();
-    if (batchnorm2d_forward(y->data, sm->data, si->data, rm ? rm->data : NULL,
-                            rv ? rv->data : NULL, x->data, g, b, nb, nc, hw, training, momentum,
-                            eps, &err))
+    if (ag_batchnorm2d_forward(y->data, sm->data, si->data, rm ? rm->data : NULL,
+                               rv ? rv->data : NULL, x->data, g, b, nb, nc, hw, training,
+                               momentum, eps, &err))
         return agl_error(L, &err);
     return 3;
 }
@@ -78,7 +78,7 @@ static int l_batchnorm2d_backward(lua_State *L) {
     AgTensor *gb = kc_opt_inplace(L, 7, fname, "beta gradient", 1, (int64_t[]){nc});
     int training = kc_opt_bool(L, 8, fname, "training");
     AgError err = AG_ERROR_INIT;
-    if (batchnorm2d_check(nb, nc, hw, training, 0.0, 1.0, &err))
+    if (ag_batchnorm2d_check(nb, nc, hw, training, 0.0, 1.0, &err))
         return luaL_error(L, "%s (input %s)", err.msg, agl_shape(x0, 0));
     lua_settop(L, 8);
     const AgTensor *x = agl_check_contiguous(L, 1);
@@ -87,8 +87,8 @@ static int l_batchnorm2d_backward(lua_State *L) {
     const AgTensor *sm = agl_check_contiguous(L, 4), *si = agl_check_contiguous(L, 5);
     AgTensor *gx = agl_push_tensor(L, fname, x->dim, x->size);
     err = agl_error_value();
-    if (batchnorm2d_backward(gx->data, gg ? gg->data : NULL, gb ? gb->data : NULL, gy->data,
-                             x->data, g, sm->data, si->data, nb, nc, hw, training, &err))
+    if (ag_batchnorm2d_backward(gx->data, gg ? gg->data : NULL, gb ? gb->data : NULL, gy->data,
+                                x->data, g, sm->data, si->data, nb, nc, hw, training, &err))
         return agl_error(L, &err);
     return 1;
 }

@@ -1,7 +1,7 @@
-/* conv.c - agop.conv2d and agop.conv2d_backward (engine/conv.c).
+/* conv.c - agop.conv2d and agop.ag_conv2d_backward (engine/conv.c).
  *
  *   agop.conv2d(x, w, b|nil, stride, pad) -> y
- *   agop.conv2d_backward(x, w, gy, stride, pad, gw|nil, gb|nil, need_gx) -> gx|nil
+ *   agop.ag_conv2d_backward(x, w, gy, stride, pad, gw|nil, gb|nil, need_gx) -> gx|nil
  *       x (B, Ci, H, W), w (Co, Ci, K, K), b (Co), y and gy (B, Co, Ho, Wo);
  *       gw and gb are accumulated into (+=); stride defaults to 1, pad to 0.
  *
@@ -27,7 +27,7 @@
 #define MAX_PAD 4096
 
 /* Checks x, w, stride and pad (args 1, 2, sarg, sarg + 1) and fills s. */
-static void check_conv(lua_State *L, const char *fname, int sarg, ConvShape *s) {
+static void check_conv(lua_State *L, const char *fname, int sarg, AgConvShape *s) {
     AgTensor *x = kc_tensor_dim(L, 1, fname, "input", 4, "(B, Ci, H, W)");
     AgTensor *w = kc_tensor_dim(L, 2, fname, "weight", 4, "(Co, Ci, K, K)");
     int stride = lua_isnoneornil(L, sarg)
@@ -37,30 +37,30 @@ static void check_conv(lua_State *L, const char *fname, int sarg, ConvShape *s) 
                   ? 0
                   : (int)agl_check_int(L, sarg + 1, fname, "padding", 0, MAX_PAD);
     AgError err = AG_ERROR_INIT;
-    if (conv2d_shape(s, x->size, w->size, stride, pad, &err))
+    if (ag_conv2d_shape(s, x->size, w->size, stride, pad, &err))
         luaL_error(L, "%s: %s (input %s, weight %s)", fname,
                    err.msg + (strncmp(err.msg, "conv2d: ", 8) ? 0 : 8), agl_shape(x, 0),
                    agl_shape(w, 1));
 }
 
 static int l_conv2d(lua_State *L) {
-    ConvShape s;
+    AgConvShape s;
     check_conv(L, "conv2d", 4, &s);
     int has_b = !lua_isnoneornil(L, 3);
     if (has_b) kc_tensor_sized(L, 3, "conv2d", "bias", 1, (int64_t[]){s.co});
     const AgTensor *x = agl_check_contiguous(L, 1), *w = agl_check_contiguous(L, 2);
     const AgTensor *b = has_b ? agl_check_contiguous(L, 3) : NULL;
     AgTensor *y = agl_push_tensor(L, "conv2d", 4, (int64_t[]){s.b, s.co, s.ho, s.wo});
-    float *scratch = kc_scratch(L, conv2d_scratch_size(&s));
+    float *scratch = kc_scratch(L, ag_conv2d_scratch_size(&s));
     AgError err = agl_error_value();
-    if (conv2d_forward(y->data, scratch, x->data, w->data, b ? b->data : NULL, &s, &err))
+    if (ag_conv2d_forward(y->data, scratch, x->data, w->data, b ? b->data : NULL, &s, &err))
         return agl_error(L, &err);
     return 1;
 }
 
 static int l_conv2d_backward(lua_State *L) {
     const char *fname = "conv2d_backward";
-    ConvShape s;
+    AgConvShape s;
     check_conv(L, fname, 4, &s);
     kc_tensor_sized(L, 3, fname, "output gradient", 4, (int64_t[]){s.b, s.co, s.ho, s.wo});
     const AgTensor *w0 = agl_check_tensor(L, 2);
@@ -75,10 +75,10 @@ static int l_conv2d_backward(lua_State *L) {
         gx = agl_push_tensor(L, fname, 4, (int64_t[]){s.b, s.ci, s.h, s.w});
     else
         lua_pushnil(L);
-    float *scratch = (gx || gw) ? kc_scratch(L, conv2d_scratch_size(&s)) : NULL;
+    float *scratch = (gx || gw) ? kc_scratch(L, ag_conv2d_scratch_size(&s)) : NULL;
     AgError err = agl_error_value();
-    if (conv2d_backward(gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                        scratch, gy->data, x->data, w->data, &s, &err))
+    if (ag_conv2d_backward(gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
+                           scratch, gy->data, x->data, w->data, &s, &err))
         return agl_error(L, &err);
     return 1;
 }
@@ -93,7 +93,7 @@ typedef struct PlanBox {
 static int l_conv2d_plan(lua_State *L) {
     static const char *const algos[] = {"auto", "direct", "winograd", "auto_direct_forward",
                                         NULL};
-    ConvShape s;
+    AgConvShape s;
     check_conv(L, "conv2d_plan", 3, &s);
     int algo = luaL_checkoption(L, 5, "auto", algos);
     PlanBox *box = lua_newuserdatauv(L, sizeof *box, 0);
@@ -116,8 +116,9 @@ static PlanBox *check_plan(lua_State *L) {
 }
 
 /* x (arg xa) and w (arg xa + 1) must have the plan's sizes. */
-static const ConvShape *check_plan_args(lua_State *L, PlanBox *box, const char *fname, int xa) {
-    const ConvShape *s = ag_conv_plan_shape(box->p);
+static const AgConvShape *check_plan_args(lua_State *L, PlanBox *box, const char *fname,
+                                          int xa) {
+    const AgConvShape *s = ag_conv_plan_shape(box->p);
     kc_tensor_sized(L, xa, fname, "input", 4, (int64_t[]){s->b, s->ci, s->h, s->w});
     kc_tensor_sized(L, xa + 1, fname, "weight", 4, (int64_t[]){s->co, s->ci, s->k, s->k});
     return s;
@@ -137,7 +138,7 @@ static AgTensor *opt_output(lua_State *L, int arg, const char *fname, const char
 static int l_plan_forward(lua_State *L) {
     const char *fname = "ConvPlan:forward";
     PlanBox *box = check_plan(L);
-    const ConvShape *s = check_plan_args(L, box, fname, 2);
+    const AgConvShape *s = check_plan_args(L, box, fname, 2);
     if (!lua_isnoneornil(L, 4)) kc_tensor_sized(L, 4, fname, "bias", 1, (int64_t[]){s->co});
     lua_settop(L, 5);
     const AgTensor *x = agl_check_contiguous(L, 2), *w = agl_check_contiguous(L, 3);
@@ -157,7 +158,7 @@ static int l_plan_forward(lua_State *L) {
 static int l_plan_backward(lua_State *L) {
     const char *fname = "ConvPlan:backward";
     PlanBox *box = check_plan(L);
-    const ConvShape *s = check_plan_args(L, box, fname, 2);
+    const AgConvShape *s = check_plan_args(L, box, fname, 2);
     const int64_t ysz[4] = {s->b, s->co, s->ho, s->wo}, xsz[4] = {s->b, s->ci, s->h, s->w};
     kc_tensor_sized(L, 4, fname, "output gradient", 4, ysz);
     AgTensor *gw = kc_opt_inplace(L, 5, fname, "weight gradient", 4,
@@ -210,7 +211,7 @@ static int l_plan_gc(lua_State *L) {
 static int l_plan_tostring(lua_State *L) {
     PlanBox *box = luaL_checkudata(L, 1, CONV_PLAN);
     if (!box->p) return lua_pushliteral(L, "agop.ConvPlan (closed)"), 1;
-    const ConvShape *s = ag_conv_plan_shape(box->p);
+    const AgConvShape *s = ag_conv_plan_shape(box->p);
     lua_pushfstring(L, "agop.ConvPlan(%dx%dx%dx%d -> %d, %dx%d, stride %d, pad %d)", s->b,
                     s->ci, s->h, s->w, s->co, s->k, s->k, s->stride, s->pad);
     return 1;

@@ -1,7 +1,7 @@
-/* linear.c - agop.linear and agop.linear_backward (engine/linear.c).
+/* linear.c - agop.linear and agop.ag_linear_backward (engine/linear.c).
  *
  *   agop.linear(x, w, b|nil) -> y                          x (B, In), w (Out, In), b (Out)
- *   agop.linear_backward(x, w, gy, gw|nil, gb|nil, need_gx) -> gx|nil    (gw, gb: +=) */
+ *   agop.ag_linear_backward(x, w, gy, gw|nil, gb|nil, need_gx) -> gx|nil    (gw, gb: +=) */
 #include "../engine/linear.h"
 #include "agl.h"
 #include "kcheck.h"
@@ -21,7 +21,7 @@ static void check_linear(lua_State *L, const char *fname, int *nb, int *in, int 
                    agl_shape(w, 1));
     *nb = (int)x->size[0], *in = (int)x->size[1], *out = (int)w->size[0];
     AgError err = AG_ERROR_INIT;
-    if (linear_check(*nb, *in, *out, &err))
+    if (ag_linear_check(*nb, *in, *out, &err))
         luaL_error(L, "%s: %s (input %s, weight %s)", fname, err.msg + 8, agl_shape(x, 0),
                    agl_shape(w, 1));
 }
@@ -35,7 +35,7 @@ static int l_linear(lua_State *L) {
     const AgTensor *b = has_b ? agl_check_contiguous(L, 3) : NULL;
     AgTensor *y = agl_push_tensor(L, "linear", 2, (int64_t[]){nb, out});
     AgError err = agl_error_value();
-    if (linear_forward(y->data, x->data, w->data, b ? b->data : NULL, nb, in, out, &err))
+    if (ag_linear_forward(y->data, x->data, w->data, b ? b->data : NULL, nb, in, out, &err))
         return agl_error(L, &err);
     return 1;
 }
@@ -57,8 +57,8 @@ static int l_linear_backward(lua_State *L) {
     else
         lua_pushnil(L);
     AgError err = agl_error_value();
-    if (linear_backward(gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
-                        gy->data, x->data, w->data, nb, in, out, &err))
+    if (ag_linear_backward(gx ? gx->data : NULL, gw ? gw->data : NULL, gb ? gb->data : NULL,
+                           gy->data, x->data, w->data, nb, in, out, &err))
         return agl_error(L, &err);
     return 1;
 }

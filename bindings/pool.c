@@ -2,12 +2,12 @@
  *
  *   agop.maxpool2d(x, k, stride, pad) -> y, idx    x (B, C, H, W); idx shaped like y holds
  *        the 0-based offset ih*W + iw of the (first) maximum in its input plane
- *   agop.maxpool2d_backward(x, idx, gy) -> gx
- *   maxpool2d also takes (..., out_y, out_idx) and maxpool2d_backward (..., out_gx):
+ *   agop.ag_maxpool2d_backward(x, idx, gy) -> gx
+ *   maxpool2d also takes (..., out_y, out_idx) and ag_maxpool2d_backward (..., out_gx):
  *   buffers to refill when they fit (kcheck.h's kc_out)
  *   agop.avgpool2d(x, k, stride, pad) -> y          (count_include_pad, PyTorch's default)
- *   agop.avgpool2d_backward(x, gy, k, stride, pad) -> gx
- *   agop.adaptive_avgpool2d(x, oh, ow) -> y ; agop.adaptive_avgpool2d_backward(x, gy) -> gx
+ *   agop.ag_avgpool2d_backward(x, gy, k, stride, pad) -> gx
+ *   agop.adaptive_avgpool2d(x, oh, ow) -> y ; agop.ag_adaptive_avgpool2d_backward(x, gy) -> gx
  * stride defaults to k and pad to 0, as in PyTorch; x in the backward calls gives the
  * input's shape only. */
 #include "../engine/pool.h"
@@ -19,7 +19,7 @@
 #define MAX_K 4096
 
 /* x at arg 1, k, stride, pad at args karg, karg + 1, karg + 2; fills s. */
-static void check_pool(lua_State *L, const char *fname, int karg, PoolShape *s) {
+static void check_pool(lua_State *L, const char *fname, int karg, AgPoolShape *s) {
     AgTensor *x = kc_tensor_dim(L, 1, fname, "input", 4, "(B, C, H, W)");
     int k = (int)agl_check_int(L, karg, fname, "kernel size", 1, MAX_K);
     int stride = lua_isnoneornil(L, karg + 1)
@@ -29,12 +29,12 @@ static void check_pool(lua_State *L, const char *fname, int karg, PoolShape *s) 
                   ? 0
                   : (int)agl_check_int(L, karg + 2, fname, "padding", 0, MAX_K);
     AgError err = AG_ERROR_INIT;
-    if (pool2d_shape(s, x->size, k, stride, pad, fname, &err))
+    if (ag_pool2d_shape(s, x->size, k, stride, pad, fname, &err))
         luaL_error(L, "%s (input %s)", err.msg, agl_shape(x, 0));
 }
 
 static int l_maxpool2d(lua_State *L) {
-    PoolShape s;
+    AgPoolShape s;
     check_pool(L, "maxpool2d", 2, &s);
     lua_settop(L, 6);
     const AgTensor *x = agl_check_contiguous(L, 1);
@@ -43,7 +43,7 @@ static int l_maxpool2d(lua_State *L) {
     AgTensor *idx = kc_out(L, 6, "maxpool2d", 4, ys);
     if (idx == y) return luaL_error(L, "maxpool2d: output and indices share a buffer");
     AgError err = agl_error_value();
-    if (maxpool2d_forward(y->data, idx->data, x->data, &s, &err)) return agl_error(L, &err);
+    if (ag_maxpool2d_forward(y->data, idx->data, x->data, &s, &err)) return agl_error(L, &err);
     return 2;
 }
 
@@ -67,34 +67,34 @@ static int l_maxpool2d_backward(lua_State *L) {
     if (gx == ic || gx == gc)
         return luaL_error(L, "%s: the output buffer is one of the inputs", fname);
     AgError err = agl_error_value();
-    if (maxpool2d_backward(gx->data, ic->data, gc->data, x->size[0] * x->size[1],
-                           (int)x->size[2], (int)x->size[3], (int)gy->size[2], (int)gy->size[3],
-                           &err))
+    if (ag_maxpool2d_backward(gx->data, ic->data, gc->data, x->size[0] * x->size[1],
+                              (int)x->size[2], (int)x->size[3], (int)gy->size[2],
+                              (int)gy->size[3], &err))
         return agl_error(L, &err);
     return 1;
 }
 
 static int l_avgpool2d(lua_State *L) {
-    PoolShape s;
+    AgPoolShape s;
     check_pool(L, "avgpool2d", 2, &s);
     lua_settop(L, 4);
     const AgTensor *x = agl_check_contiguous(L, 1);
     AgTensor *y = agl_push_tensor(L, "avgpool2d", 4, (int64_t[]){s.b, s.c, s.ho, s.wo});
     AgError err = agl_error_value();
-    if (avgpool2d_forward(y->data, x->data, &s, &err)) return agl_error(L, &err);
+    if (ag_avgpool2d_forward(y->data, x->data, &s, &err)) return agl_error(L, &err);
     return 1;
 }
 
 static int l_avgpool2d_backward(lua_State *L) {
     const char *fname = "avgpool2d_backward";
-    PoolShape s;
+    AgPoolShape s;
     check_pool(L, fname, 3, &s);
     kc_tensor_sized(L, 2, fname, "output gradient", 4, (int64_t[]){s.b, s.c, s.ho, s.wo});
     lua_settop(L, 5);
     const AgTensor *gy = agl_check_contiguous(L, 2);
     AgTensor *gx = agl_push_tensor(L, fname, 4, (int64_t[]){s.b, s.c, s.h, s.w});
     AgError err = agl_error_value();
-    if (avgpool2d_backward(gx->data, gy->data, &s, &err)) return agl_error(L, &err);
+    if (ag_avgpool2d_backward(gx->data, gy->data, &s, &err)) return agl_error(L, &err);
     return 1;
 }
 
@@ -116,8 +116,8 @@ static int l_adaptive_avgpool2d(lua_State *L) {
     const AgTensor *x = agl_check_contiguous(L, 1);
     AgTensor *y = agl_push_tensor(L, fname, 4, (int64_t[]){x->size[0], x->size[1], oh, ow});
     AgError err = agl_error_value();
-    if (adaptive_avgpool2d_forward(y->data, x->data, x->size[0] * x->size[1], (int)x->size[2],
-                                   (int)x->size[3], oh, ow, &err))
+    if (ag_adaptive_avgpool2d_forward(y->data, x->data, x->size[0] * x->size[1],
+                                      (int)x->size[2], (int)x->size[3], oh, ow, &err))
         return agl_error(L, &err);
     return 1;
 }
@@ -135,9 +135,9 @@ static int l_adaptive_avgpool2d_backward(lua_State *L) {
     const AgTensor *gy = agl_check_contiguous(L, 2);
     AgTensor *gx = agl_push_tensor(L, fname, 4, x->size);
     AgError err = agl_error_value();
-    if (adaptive_avgpool2d_backward(gx->data, gy->data, x->size[0] * x->size[1],
-                                    (int)x->size[2], (int)x->size[3], (int)gy->size[2],
-                                    (int)gy->size[3], &err))
+    if (ag_adaptive_avgpool2d_backward(gx->data, gy->data, x->size[0] * x->size[1],
+                                       (int)x->size[2], (int)x->size[3], (int)gy->size[2],
+                                       (int)gy->size[3], &err))
         return agl_error(L, &err);
     return 1;
 }

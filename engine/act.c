@@ -6,7 +6,7 @@
 /* Branch-free selects (vectorized): on random signs a branch mispredicts half the time,
  * which made these loops 5x slower than the memory traffic they need. !(v <= 0) keeps
  * NaN (every comparison with NaN is false). */
-void relu_forward(float *y, const float *x, int64_t n) {
+void ag_relu_forward(float *y, const float *x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
@@ -14,7 +14,7 @@ void relu_forward(float *y, const float *x, int64_t n) {
     }
 }
 
-void relu_backward(float *dx, const float *dy, const float *y, int64_t n) {
+void ag_relu_backward(float *dx, const float *dy, const float *y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
         float g = dy[i], v = y[i];
@@ -40,7 +40,7 @@ static void row_stats(const float *x, int64_t nc, float *mx, double *lse) {
     *lse = log(s);
 }
 
-int softmax_forward(float *y, const float *x, int64_t nb, int64_t nc, AgError *err) {
+int ag_softmax_forward(float *y, const float *x, int64_t nb, int64_t nc, AgError *err) {
     if (check_rows("softmax", nb, nc, err)) return -1;
 #pragma omp parallel for schedule(static) if (nb * nc > 65536)
     for (int64_t i = 0; i < nb; i++) {
@@ -54,7 +54,7 @@ int softmax_forward(float *y, const float *x, int64_t nb, int64_t nc, AgError *e
     return 0;
 }
 
-int log_softmax_forward(float *y, const float *x, int64_t nb, int64_t nc, AgError *err) {
+int ag_log_softmax_forward(float *y, const float *x, int64_t nb, int64_t nc, AgError *err) {
     if (check_rows("log_softmax", nb, nc, err)) return -1;
 #pragma omp parallel for schedule(static) if (nb * nc > 65536)
     for (int64_t i = 0; i < nb; i++) {
@@ -68,8 +68,8 @@ int log_softmax_forward(float *y, const float *x, int64_t nb, int64_t nc, AgErro
     return 0;
 }
 
-int cross_entropy_forward(double *loss, float *dlogits, const float *logits,
-                          const float *labels, int64_t nb, int64_t nc, AgError *err) {
+int ag_cross_entropy_forward(double *loss, float *dlogits, const float *logits,
+                             const float *labels, int64_t nb, int64_t nc, AgError *err) {
     if (check_rows("cross_entropy", nb, nc, err)) return -1;
     if (nb < 1) return ag_fail(err, "cross_entropy: the batch is empty");
     for (int64_t i = 0; i < nb; i++) {
@@ -99,8 +99,8 @@ int cross_entropy_forward(double *loss, float *dlogits, const float *logits,
     return 0;
 }
 
-int dropout_forward(float *y, float *mask, const float *x, int64_t n, double p, AgRng *rng,
-                    AgError *err) {
+int ag_dropout_forward(float *y, float *mask, const float *x, int64_t n, double p, AgRng *rng,
+                       AgError *err) {
     if (!(p >= 0.0 && p <= 1.0)) return ag_fail(err, "dropout: p must be in [0, 1], got %g", p);
     const float keep = p < 1.0 ? (float)(1.0 / (1.0 - p)) : 0.0f;
     for (int64_t i = 0; i < n; i++) {

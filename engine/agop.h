@@ -41,12 +41,12 @@ int ag_agop_accumulate_pooled(double *s, const float *idx, const float *pooled, 
 /* The input gradient of ReLU then max-pooling, in one pass (the AGOP sweep's walk through
  * VGG's conv -> ReLU -> pool): dx = relu'(y) * (max-pool backward of dy), y the ReLU
  * output: each dy[j] goes to its window's arg-max idx[j] when the pooled value (y there)
- * is > 0, every other entry is 0. The same values as maxpool2d_backward then
- * relu_backward, without reading y or a second pass over dx. The index
+ * is > 0, every other entry is 0. The same values as ag_maxpool2d_backward then
+ * ag_relu_backward, without reading y or a second pass over dx. The index
  * and pooled planes repeat along dy's planes: dy plane pl uses plane pl % nmask (the
  * sweep stacks the gradients of several classes of the same images).
  *   dx:     (nplanes, h, w) out
- *   idx:    (nmask, ho, wo) flat arg-max within its plane, as maxpool2d_forward writes it
+ *   idx:    (nmask, ho, wo) flat arg-max within its plane, as ag_maxpool2d_forward writes it
  *   dy:     (nplanes, ho, wo)
  *   pooled: (nmask, ho, wo) the pool's output */
 int ag_agop_unpool_relu(float *dx, const float *idx, const float *dy, const float *pooled,

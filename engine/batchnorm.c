@@ -4,8 +4,8 @@
 
 #include <math.h>
 
-int batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double momentum,
-                      double eps, AgError *err) {
+int ag_batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double momentum,
+                         double eps, AgError *err) {
     if (nb < 1 || nc < 1 || hw < 1)
         return ag_fail(err,
                        "batchnorm2d: sizes must be positive (batch %lld, channels %lld, "
@@ -25,11 +25,11 @@ int batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double m
     return 0;
 }
 
-int batchnorm2d_forward(float *y, float *save_mean, float *save_invstd, float *running_mean,
-                        float *running_var, const float *x, const float *gamma,
-                        const float *beta, int64_t nb, int64_t nc, int64_t hw, int training,
-                        double momentum, double eps, AgError *err) {
-    if (batchnorm2d_check(nb, nc, hw, training, momentum, eps, err)) return -1;
+int ag_batchnorm2d_forward(float *y, float *save_mean, float *save_invstd, float *running_mean,
+                           float *running_var, const float *x, const float *gamma,
+                           const float *beta, int64_t nb, int64_t nc, int64_t hw, int training,
+                           double momentum, double eps, AgError *err) {
+    if (ag_batchnorm2d_check(nb, nc, hw, training, momentum, eps, err)) return -1;
     if (!training && (!running_mean || !running_var))
         return ag_fail(err, "batchnorm2d: evaluation mode needs running_mean and running_var");
     const int64_t chw = nc * hw, n = nb * hw;
@@ -78,11 +78,11 @@ int batchnorm2d_forward(float *y, float *save_mean, float *save_invstd, float *r
     return 0;
 }
 
-int batchnorm2d_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                         const float *x, const float *gamma, const float *save_mean,
-                         const float *save_invstd, int64_t nb, int64_t nc, int64_t hw,
-                         int training, AgError *err) {
-    if (batchnorm2d_check(nb, nc, hw, training, 0.0, 1.0, err)) return -1;
+int ag_batchnorm2d_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                            const float *x, const float *gamma, const float *save_mean,
+                            const float *save_invstd, int64_t nb, int64_t nc, int64_t hw,
+                            int training, AgError *err) {
+    if (ag_batchnorm2d_check(nb, nc, hw, training, 0.0, 1.0, err)) return -1;
     const int64_t chw = nc * hw, n = nb * hw;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < nc; c++) {

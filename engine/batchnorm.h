@@ -8,8 +8,8 @@
 
 /* Checks sizes, momentum in [0, 1] and eps > 0; training needs more than one value per
  * channel (B*H*W > 1), as PyTorch. */
-int batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double momentum,
-                      double eps, AgError *err);
+int ag_batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double momentum,
+                         double eps, AgError *err);
 
 /* Training: per-channel mean and biased variance of x over (B, H, W), in double;
  * y = (x - mean) * invstd * gamma + beta with invstd = 1/sqrt(var + eps);
@@ -23,10 +23,10 @@ int batchnorm2d_check(int64_t nb, int64_t nc, int64_t hw, int training, double m
  *   running_mean, running_var: (C) in/out (may be NULL in training: not updated)
  *   x:                      (B, C, H, W)
  *   gamma, beta:            (C) or NULL (1 and 0) */
-int batchnorm2d_forward(float *y, float *save_mean, float *save_invstd, float *running_mean,
-                        float *running_var, const float *x, const float *gamma,
-                        const float *beta, int64_t nb, int64_t nc, int64_t hw, int training,
-                        double momentum, double eps, AgError *err);
+int ag_batchnorm2d_forward(float *y, float *save_mean, float *save_invstd, float *running_mean,
+                           float *running_var, const float *x, const float *gamma,
+                           const float *beta, int64_t nb, int64_t nc, int64_t hw, int training,
+                           double momentum, double eps, AgError *err);
 
 /* dx (overwritten), dgamma += sum(dy * xhat), dbeta += sum(dy) (sums in double), with
  * xhat = (x - save_mean) * save_invstd. Training differentiates through the batch
@@ -36,10 +36,10 @@ int batchnorm2d_forward(float *y, float *save_mean, float *save_invstd, float *r
  *   dgamma, dbeta:          (C) acc
  *   dy, x:                  (B, C, H, W)
  *   gamma:                  (C) or NULL (1)
- *   save_mean, save_invstd: (C), from batchnorm2d_forward */
-int batchnorm2d_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                         const float *x, const float *gamma, const float *save_mean,
-                         const float *save_invstd, int64_t nb, int64_t nc, int64_t hw,
-                         int training, AgError *err);
+ *   save_mean, save_invstd: (C), from ag_batchnorm2d_forward */
+int ag_batchnorm2d_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                            const float *x, const float *gamma, const float *save_mean,
+                            const float *save_invstd, int64_t nb, int64_t nc, int64_t hw,
+                            int training, AgError *err);
 
 #endif

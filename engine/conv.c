@@ -22,8 +22,8 @@
 #define CONV_PER_IMAGE_MIN 1024
 #endif
 
-int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
-                 int pad, AgError *err) {
+int ag_conv2d_shape(AgConvShape *s, const int64_t xsize[4], const int64_t wsize[4], int stride,
+                    int pad, AgError *err) {
     for (int i = 0; i < 4; i++) {
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
             return ag_fail(err, "conv2d: input %lldx%lldx%lldx%lld has an empty or huge size",
@@ -57,10 +57,10 @@ int conv2d_shape(ConvShape *s, const int64_t xsize[4], const int64_t wsize[4], i
                        s->h, s->w, pad, s->k);
     s->ho = (int)(((int64_t)s->h + 2 * (int64_t)pad - s->k) / stride + 1);
     s->wo = (int)(((int64_t)s->w + 2 * (int64_t)pad - s->k) / stride + 1);
-    return conv2d_check(s, err);
+    return ag_conv2d_check(s, err);
 }
 
-int conv2d_check(const ConvShape *s, AgError *err) {
+int ag_conv2d_check(const AgConvShape *s, AgError *err) {
     if (s->b < 1 || s->ci < 1 || s->h < 1 || s->w < 1 || s->co < 1 || s->k < 1)
         return ag_fail(err,
                        "conv2d: sizes must be positive (input %dx%dx%dx%d, weight "
@@ -100,7 +100,7 @@ int conv2d_check(const ConvShape *s, AgError *err) {
 #endif
 #define CONV_CHUNK_MIN_N 1024
 
-static int chunk_images(const ConvShape *s) {
+static int chunk_images(const AgConvShape *s) {
     if (s->chunk > 0) return s->chunk < s->b ? s->chunk : s->b;
     const int64_t p = (int64_t)s->ho * s->wo, d = (int64_t)s->ci * s->k * s->k;
     int64_t ipc = CONV_CHUNK_BYTES / (d * p * (int64_t)sizeof(float));
@@ -111,14 +111,14 @@ static int chunk_images(const ConvShape *s) {
     return (int)((s->b + chunks - 1) / chunks);
 }
 
-int64_t conv2d_scratch_size(const ConvShape *s) {
+int64_t ag_conv2d_scratch_size(const AgConvShape *s) {
     int64_t n = (int64_t)chunk_images(s) * s->ho * s->wo;
     return ((int64_t)s->ci * s->k * s->k + s->co) * n;
 }
 
 /* The range [*lo, *hi) of output columns ow whose input column ow*S - P + kw is inside
  * [0, W). */
-static void valid_range(int kw, const ConvShape *s, int *lo, int *hi) {
+static void valid_range(int kw, const AgConvShape *s, int *lo, int *hi) {
     int first = s->pad - kw; /* ow*S >= first */
     int l = first <= 0 ? 0 : (first + s->stride - 1) / s->stride;
     int last = s->w - 1 + s->pad - kw; /* ow*S <= last */
@@ -130,7 +130,7 @@ static void valid_range(int kw, const ConvShape *s, int *lo, int *hi) {
 }
 
 /* cols rows (c*K .. c*K+K-1)*K, columns b*P .. b*P+P-1, from plane x[b][c]. */
-static void im2col_plane(float *base, int64_t n, const float *xp, const ConvShape *s) {
+static void im2col_plane(float *base, int64_t n, const float *xp, const AgConvShape *s) {
     const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
     for (int kh = 0; kh < k; kh++)
         for (int kw = 0; kw < k; kw++) {
@@ -156,7 +156,7 @@ static void im2col_plane(float *base, int64_t n, const float *xp, const ConvShap
 }
 
 /* plane dx[b][c] = sum over its cols entries (the adjoint of im2col_plane). */
-static void col2im_plane(float *dxp, const float *base, int64_t n, const ConvShape *s) {
+static void col2im_plane(float *dxp, const float *base, int64_t n, const AgConvShape *s) {
     const int k = s->k, st = s->stride, pad = s->pad, wo = s->wo, ho = s->ho;
     memset(dxp, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
     for (int kh = 0; kh < k; kh++)
@@ -277,7 +277,7 @@ static void scatter_rows(float *dst, const float *src, int nimg, int ho, int pp,
     }
 }
 
-static int small_images(const ConvShape *s) {
+static int small_images(const AgConvShape *s) {
     int64_t p = (int64_t)s->ho * s->wo;
     return p <= 256 &&
            ((int64_t)s->h + 2 * s->pad) * ((int64_t)s->w + 2 * s->pad) <= SMALL_PLANE;
@@ -290,7 +290,7 @@ typedef struct SmallPlan {
     int inner[SMALL_PLANE]; /* (ih, iw) -> its cell in a padded plane */
 } SmallPlan;
 
-static void small_plan(SmallPlan *sp, const ConvShape *s) {
+static void small_plan(SmallPlan *sp, const AgConvShape *s) {
     const int wp = s->w + 2 * s->pad, pp = (s->h + 2 * s->pad) * wp;
     sp->wp = wp;
     sp->pp = pp;
@@ -306,7 +306,7 @@ static void small_plan(SmallPlan *sp, const ConvShape *s) {
 /* The work-sharing halves of im2col and col2im: orphaned `omp for` loops that split
  * their work among the threads of an enclosing parallel region (or run serially outside
  * one), so that a caller can put several of them in one region. */
-static void im2col_for(float *cols, const float *x, const ConvShape *s) {
+static void im2col_for(float *cols, const float *x, const AgConvShape *s) {
     const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
     const int64_t hw = (int64_t)s->h * s->w;
     const int nb = s->b, nc = s->ci;
@@ -344,7 +344,7 @@ static void im2col_for(float *cols, const float *x, const ConvShape *s) {
             im2col_plane(cols + c * kk * n + b * p, n, x + ((int64_t)b * nc + c) * hw, s);
 }
 
-static void col2im_for(float *dx, const float *cols, const ConvShape *s) {
+static void col2im_for(float *dx, const float *cols, const AgConvShape *s) {
     const int64_t p = (int64_t)s->ho * s->wo, n = p * s->b, kk = (int64_t)s->k * s->k;
     const int64_t hw = (int64_t)s->h * s->w;
     const int nb = s->b, nc = s->ci;
@@ -382,35 +382,35 @@ static void col2im_for(float *dx, const float *cols, const ConvShape *s) {
             col2im_plane(dx + ((int64_t)b * nc + c) * hw, cols + c * kk * n + b * p, n, s);
 }
 
-void conv2d_im2col(float *cols, const float *x, const ConvShape *s) {
+void ag_conv2d_im2col(float *cols, const float *x, const AgConvShape *s) {
 #pragma omp parallel
     im2col_for(cols, x, s);
 }
 
-void conv2d_col2im(float *dx, const float *cols, const ConvShape *s) {
+void ag_conv2d_col2im(float *dx, const float *cols, const AgConvShape *s) {
 #pragma omp parallel
     col2im_for(dx, cols, s);
 }
 
 /* A 1x1, stride-1, unpadded conv reads its columns straight from x (image b's columns
  * are x[b], (Ci, P) with leading dimension P), when it runs per image. */
-static int is_pointwise(const ConvShape *s) {
+static int is_pointwise(const AgConvShape *s) {
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
-static int per_image(const ConvShape *s) {
+static int per_image(const AgConvShape *s) {
     return s->b == 1 || (int64_t)s->ho * s->wo >= CONV_PER_IMAGE_MIN;
 }
 
-/* conv2d_forward on the images of one chunk (s->b of them) */
+/* ag_conv2d_forward on the images of one chunk (s->b of them) */
 static int forward_chunk(float *y, float *scratch, const float *x, const float *w,
-                         const float *b, const ConvShape *s, AgError *err) {
+                         const float *b, const AgConvShape *s, AgError *err) {
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
     const int p = s->ho * s->wo, n = p * nb;
     float *cols = scratch, *tmp = scratch + (int64_t)d * n;
     if (per_image(s)) {
         int direct = is_pointwise(s);
-        if (!direct) conv2d_im2col(cols, x, s);
+        if (!direct) ag_conv2d_im2col(cols, x, s);
         for (int i = 0; i < nb; i++) {
             if (ag_cancelled(err)) return -1;
             const float *ci = direct ? x + (int64_t)i * d * p : cols + (int64_t)i * p;
@@ -423,7 +423,7 @@ static int forward_chunk(float *y, float *scratch, const float *x, const float *
         }
         return 0;
     }
-    conv2d_im2col(cols, x, s);
+    ag_conv2d_im2col(cols, x, s);
     if (ag_cancelled(err)) return -1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, d, 1.0f, w, d, cols, n, 0.0f,
                 tmp, n);
@@ -440,7 +440,8 @@ static int forward_chunk(float *y, float *scratch, const float *x, const float *
 
 /* db[o] += sum of dy[:, o] (double), and, when dyp != NULL, the permuted copy
  * dyp (Co, B*P) of dy (B, Co, P) made in the same pass. Work-sharing (see im2col_for). */
-static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const ConvShape *s) {
+static void bias_grad_permute_for(float *db, float *dyp, const float *dy,
+                                  const AgConvShape *s) {
     const int nb = s->b, co = s->co;
     const int64_t p = (int64_t)s->ho * s->wo, n = p * nb;
 #pragma omp for schedule(static)
@@ -456,9 +457,9 @@ static void bias_grad_permute_for(float *db, float *dyp, const float *dy, const 
     }
 }
 
-/* conv2d_backward on the images of one chunk (s->b of them) */
+/* ag_conv2d_backward on the images of one chunk (s->b of them) */
 static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const float *dy,
-                          const float *x, const float *w, const ConvShape *s, AgError *err) {
+                          const float *x, const float *w, const AgConvShape *s, AgError *err) {
     const int nb = s->b, co = s->co, d = s->ci * s->k * s->k;
     const int p = s->ho * s->wo, n = p * nb;
     float *cols = scratch, *dyp = scratch + (int64_t)d * n;
@@ -490,7 +491,7 @@ static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, p, co, 1.0f, w, d,
                             dy + (int64_t)i * co * p, p, 0.0f, ci, direct ? p : n);
             }
-            if (!direct) conv2d_col2im(dx, cols, s);
+            if (!direct) ag_conv2d_col2im(dx, cols, s);
         }
         return 0;
     }
@@ -508,33 +509,33 @@ static int backward_chunk(float *dx, float *dw, float *db, float *scratch, const
     if (dx) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, n, co, 1.0f, w, d, dyp, n, 0.0f,
                     cols, n);
-        conv2d_col2im(dx, cols, s);
+        ag_conv2d_col2im(dx, cols, s);
     }
     return 0;
 }
 
-int conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
-                   const ConvShape *s, AgError *err) {
-    if (conv2d_check(s, err)) return -1;
+int ag_conv2d_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
+                      const AgConvShape *s, AgError *err) {
+    if (ag_conv2d_check(s, err)) return -1;
     const int ipc = chunk_images(s);
     const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
     for (int b0 = 0; b0 < s->b; b0 += ipc) {
         if (ag_cancelled(err)) return -1;
-        ConvShape c = *s;
+        AgConvShape c = *s;
         c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
         if (forward_chunk(y + b0 * ys, scratch, x + b0 * xs, w, b, &c, err)) return -1;
     }
     return 0;
 }
 
-int conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
-                    const float *x, const float *w, const ConvShape *s, AgError *err) {
-    if (conv2d_check(s, err)) return -1;
+int ag_conv2d_backward(float *dx, float *dw, float *db, float *scratch, const float *dy,
+                       const float *x, const float *w, const AgConvShape *s, AgError *err) {
+    if (ag_conv2d_check(s, err)) return -1;
     const int ipc = chunk_images(s);
     const int64_t xs = (int64_t)s->ci * s->h * s->w, ys = (int64_t)s->co * s->ho * s->wo;
     for (int b0 = 0; b0 < s->b; b0 += ipc) {
         if (ag_cancelled(err)) return -1;
-        ConvShape c = *s;
+        AgConvShape c = *s;
         c.b = s->b - b0 < ipc ? s->b - b0 : ipc;
         if (backward_chunk(dx ? dx + b0 * xs : NULL, dw, db, scratch, dy + b0 * ys,
                            x ? x + b0 * xs : NULL, w, &c, err))

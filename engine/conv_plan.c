@@ -42,7 +42,7 @@ typedef struct Pass {
 } Pass;
 
 struct AgConvPlan {
-    ConvShape s;
+    AgConvShape s;
     dnnl_alg_kind_t alg;
     int pick; /* AG_CONV_AUTO(_DIRECT_FORWARD): may pick another algorithm per pass */
     int direct_fwd;
@@ -151,7 +151,7 @@ typedef struct Geo {
     dnnl_dims_t xd, wd, yd, bd, strides, pl, pr;
 } Geo;
 
-static int geo_init(Geo *g, const ConvShape *s, AgError *err) {
+static int geo_init(Geo *g, const AgConvShape *s, AgError *err) {
     dims4(g->xd, s->b, s->ci, s->h, s->w);
     dims4(g->wd, s->co, s->ci, s->k, s->k);
     dims4(g->yd, s->b, s->co, s->ho, s->wo);
@@ -269,7 +269,7 @@ static int run_pass(AgConvPlan *p, Pass *ps, dnnl_exec_arg_t *a, int n, AgError 
     return 0;
 }
 
-int ag_conv_winograd_wins(const ConvShape *s) {
+int ag_conv_winograd_wins(const AgConvShape *s) {
     /* measured (README "Performance"): Winograd wins from a 4x4 output up, with enough
      * input channels to amortize its transforms; oneDNN's needs multiples of 16 */
     return s->k == 3 && s->stride == 1 && s->ci >= 16 && s->ci % 16 == 0 && s->co % 16 == 0 &&
@@ -281,9 +281,9 @@ static int plan_try(AgConvPlan *p, dnnl_alg_kind_t alg, AgError *err) {
     return make_pass(p, PASS_FWD, err);
 }
 
-int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgError *err) {
+int ag_conv_plan_new(AgConvPlan **out, const AgConvShape *s, AgConvAlgo algo, AgError *err) {
     *out = NULL;
-    if (conv2d_check(s, err)) return -1;
+    if (ag_conv2d_check(s, err)) return -1;
     AgConvPlan *p = calloc(1, sizeof *p);
     if (!p) return ag_fail(err, "conv plan: out of memory");
     p->s = *s;
@@ -388,7 +388,7 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
                           AgError *err) {
     if (ag_cancelled(err) || use_work(p, work, work_bytes, dx != NULL, dw || db, err))
         return -1;
-    const ConvShape *s = &p->s;
+    const AgConvShape *s = &p->s;
     dnnl_exec_arg_t a[5];
     if (dw || db) { /* before the input gradient: both use the X and W role buffers */
         Pass *ps = &p->pass[PASS_BWD_WEIGHTS];
@@ -427,19 +427,19 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
 #else /* no oneDNN in this build */
 
 struct AgConvPlan {
-    ConvShape s;
+    AgConvShape s;
 };
 
 int ag_conv_have_dnnl(void) {
     return 0;
 }
 
-int ag_conv_winograd_wins(const ConvShape *s) {
+int ag_conv_winograd_wins(const AgConvShape *s) {
     (void)s;
     return 0;
 }
 
-int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgError *err) {
+int ag_conv_plan_new(AgConvPlan **out, const AgConvShape *s, AgConvAlgo algo, AgError *err) {
     (void)s;
     (void)algo;
     *out = NULL;
@@ -479,7 +479,7 @@ int ag_conv_plan_backward(AgConvPlan *p, float *dx, float *dw, float *db, const 
 
 #endif
 
-const ConvShape *ag_conv_plan_shape(const AgConvPlan *p) {
+const AgConvShape *ag_conv_plan_shape(const AgConvPlan *p) {
     return &p->s;
 }
 

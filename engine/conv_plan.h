@@ -7,7 +7,7 @@
  * This is the fast path of nn.Conv2d on x86-64 when agoplua is built with oneDNN
  * (the default when libdnnl-dev is installed; make DNNL=0 builds without it). conv.h's
  * im2col + sgemm stays the reference and the fallback: without oneDNN every
- * ag_conv_plan_new fails with a message and callers use conv2d_forward/conv2d_backward.
+ * ag_conv_plan_new fails with a message and callers use ag_conv2d_forward/ag_conv2d_backward.
  *
  * Algorithms (measured on the VGG11 stack, see README "Performance"): Winograd
  * F(4x4, 3x3) where it is defined and wins (3x3, stride 1, at least 16 input channels,
@@ -38,16 +38,16 @@ typedef enum AgConvAlgo {
 int ag_conv_have_dnnl(void);
 
 /* 1 when AG_CONV_AUTO picks Winograd for shape s. */
-int ag_conv_winograd_wins(const ConvShape *s);
+int ag_conv_winograd_wins(const AgConvShape *s);
 
-/* *out = a new plan for shape s (filled by conv2d_shape), or NULL and an error (no
+/* *out = a new plan for shape s (filled by ag_conv2d_shape), or NULL and an error (no
  * oneDNN in this build, or no implementation of the algorithm for this shape). The input
  * gradient and weight gradient primitives are made on first use. */
-int ag_conv_plan_new(AgConvPlan **out, const ConvShape *s, AgConvAlgo algo, AgError *err);
+int ag_conv_plan_new(AgConvPlan **out, const AgConvShape *s, AgConvAlgo algo, AgError *err);
 void ag_conv_plan_free(AgConvPlan *p);
 
 /* The shape the plan was made for. */
-const ConvShape *ag_conv_plan_shape(const AgConvPlan *p);
+const AgConvShape *ag_conv_plan_shape(const AgConvPlan *p);
 
 /* The oneDNN implementation of pass 0 (forward), 1 (input gradient) or 2 (weight
  * gradient), e.g. "jit_wino_4x3:avx512_core"; "" when that pass has not run yet. */

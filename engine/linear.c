@@ -5,7 +5,7 @@
 #include <limits.h>
 #include <stdint.h>
 
-int linear_check(int b, int in, int out, AgError *err) {
+int ag_linear_check(int b, int in, int out, AgError *err) {
     if (b < 1 || in < 1 || out < 1)
         return ag_fail(err, "linear: sizes must be positive (batch %d, in %d, out %d)", b, in,
                        out);
@@ -15,9 +15,9 @@ int linear_check(int b, int in, int out, AgError *err) {
     return 0;
 }
 
-int linear_forward(float *y, const float *x, const float *w, const float *b, int nb, int in,
-                   int out, AgError *err) {
-    if (linear_check(nb, in, out, err)) return -1;
+int ag_linear_forward(float *y, const float *x, const float *w, const float *b, int nb, int in,
+                      int out, AgError *err) {
+    if (ag_linear_check(nb, in, out, err)) return -1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, out, in, 1.0f, x, in, w, in, 0.0f,
                 y, out);
     if (b) {
@@ -28,9 +28,9 @@ int linear_forward(float *y, const float *x, const float *w, const float *b, int
     return 0;
 }
 
-int linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                    const float *w, int nb, int in, int out, AgError *err) {
-    if (linear_check(nb, in, out, err)) return -1;
+int ag_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                       const float *w, int nb, int in, int out, AgError *err) {
+    if (ag_linear_check(nb, in, out, err)) return -1;
     if (db) {
 #pragma omp parallel for schedule(static) if ((int64_t)nb * out > 65536)
         for (int o = 0; o < out; o++) {

@@ -5,15 +5,15 @@
 #include "ag.h"
 
 /* Checks the sizes (positive, small enough for cblas' int arguments). */
-int linear_check(int b, int in, int out, AgError *err);
+int ag_linear_check(int b, int in, int out, AgError *err);
 
 /* y = x w^T + b
  *   y: (B, Out)  out
  *   x: (B, In)
  *   w: (Out, In)
  *   b: (Out) or NULL */
-int linear_forward(float *y, const float *x, const float *w, const float *b, int nb, int in,
-                   int out, AgError *err);
+int ag_linear_forward(float *y, const float *x, const float *w, const float *b, int nb, int in,
+                      int out, AgError *err);
 
 /* dx = dy w (overwritten), dw += dy^T x, db += sum over the batch of dy (in double); any
  * of dx, dw, db may be NULL to skip it.
@@ -23,7 +23,7 @@ int linear_forward(float *y, const float *x, const float *w, const float *b, int
  *   dy: (B, Out)
  *   x:  (B, In)   (read when dw != NULL)
  *   w:  (Out, In) (read when dx != NULL) */
-int linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                    const float *w, int nb, int in, int out, AgError *err);
+int ag_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                       const float *w, int nb, int in, int out, AgError *err);
 
 #endif

@@ -4,8 +4,8 @@
 #include <limits.h>
 #include <string.h>
 
-int pool2d_shape(PoolShape *s, const int64_t xsize[4], int k, int stride, int pad,
-                 const char *fname, AgError *err) {
+int ag_pool2d_shape(AgPoolShape *s, const int64_t xsize[4], int k, int stride, int pad,
+                    const char *fname, AgError *err) {
     for (int i = 0; i < 4; i++)
         if (xsize[i] <= 0 || xsize[i] > INT_MAX)
             return ag_fail(err, "%s: input %lldx%lldx%lldx%lld has an empty or huge size",
@@ -37,16 +37,17 @@ int pool2d_shape(PoolShape *s, const int64_t xsize[4], int k, int stride, int pa
     return 0;
 }
 
-static int check_shape(const PoolShape *s, const char *fname, AgError *err) {
+static int check_shape(const AgPoolShape *s, const char *fname, AgError *err) {
     if (s->b < 1 || s->c < 1 || s->h < 1 || s->w < 1 || s->k < 1 || s->stride < 1 ||
         s->pad < 0 || s->pad > s->k / 2 ||
         s->ho != (s->h + 2 * s->pad - s->k) / s->stride + 1 ||
         s->wo != (s->w + 2 * s->pad - s->k) / s->stride + 1 || s->ho < 1 || s->wo < 1)
-        return ag_fail(err, "%s: inconsistent pooling shape (use pool2d_shape)", fname);
+        return ag_fail(err, "%s: inconsistent pooling shape (use ag_pool2d_shape)", fname);
     return 0;
 }
 
-int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, AgError *err) {
+int ag_maxpool2d_forward(float *y, float *idx, const float *x, const AgPoolShape *s,
+                         AgError *err) {
     if (check_shape(s, "maxpool2d", err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
@@ -109,8 +110,8 @@ int maxpool2d_forward(float *y, float *idx, const float *x, const PoolShape *s, 
     return 0;
 }
 
-int maxpool2d_backward(float *dx, const float *idx, const float *dy, int64_t nplanes, int h,
-                       int w, int ho, int wo, AgError *err) {
+int ag_maxpool2d_backward(float *dx, const float *idx, const float *dy, int64_t nplanes, int h,
+                          int w, int ho, int wo, AgError *err) {
     if (nplanes < 1 || h < 1 || w < 1 || ho < 1 || wo < 1 ||
         (int64_t)h * w > ((int64_t)1 << 24))
         return ag_fail(err, "maxpool2d_backward: bad sizes (%lld planes of %dx%d -> %dx%d)",
@@ -138,7 +139,7 @@ int maxpool2d_backward(float *dx, const float *idx, const float *dy, int64_t npl
     return 0;
 }
 
-int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err) {
+int ag_avgpool2d_forward(float *y, const float *x, const AgPoolShape *s, AgError *err) {
     if (check_shape(s, "avgpool2d", err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
@@ -168,7 +169,7 @@ int avgpool2d_forward(float *y, const float *x, const PoolShape *s, AgError *err
     return 0;
 }
 
-int avgpool2d_backward(float *dx, const float *dy, const PoolShape *s, AgError *err) {
+int ag_avgpool2d_backward(float *dx, const float *dy, const AgPoolShape *s, AgError *err) {
     if (check_shape(s, "avgpool2d_backward", err)) return -1;
     const int64_t planes = (int64_t)s->b * s->c, hw = (int64_t)s->h * s->w;
     const int64_t ohw = (int64_t)s->ho * s->wo;
@@ -219,8 +220,8 @@ static int a_end(int i, int out, int in) {
     return (int)((((int64_t)i + 1) * in + out - 1) / out);
 }
 
-int adaptive_avgpool2d_forward(float *y, const float *x, int64_t nplanes, int h, int w, int oh,
-                               int ow, AgError *err) {
+int ag_adaptive_avgpool2d_forward(float *y, const float *x, int64_t nplanes, int h, int w,
+                                  int oh, int ow, AgError *err) {
     if (check_adaptive("adaptive_avgpool2d", nplanes, h, w, oh, ow, err)) return -1;
     const int64_t hw = (int64_t)h * w, ohw = (int64_t)oh * ow;
 #pragma omp parallel for schedule(static)
@@ -241,8 +242,8 @@ int adaptive_avgpool2d_forward(float *y, const float *x, int64_t nplanes, int h,
     return 0;
 }
 
-int adaptive_avgpool2d_backward(float *dx, const float *dy, int64_t nplanes, int h, int w,
-                                int oh, int ow, AgError *err) {
+int ag_adaptive_avgpool2d_backward(float *dx, const float *dy, int64_t nplanes, int h, int w,
+                                   int oh, int ow, AgError *err) {
     if (check_adaptive("adaptive_avgpool2d_backward", nplanes, h, w, oh, ow, err)) return -1;
     const int64_t hw = (int64_t)h * w, ohw = (int64_t)oh * ow;
 #pragma omp parallel for schedule(static)

@@ -8,14 +8,14 @@
 
 TEST(relu_forward_and_backward) {
     float x[6] = {-2, -0.0f, 0, 0.5f, 3, NAN}, y[6], dy[6] = {1, 2, 3, 4, 5, 6}, dx[6];
-    relu_forward(y, x, 6);
+    ag_relu_forward(y, x, 6);
     float want[5] = {0, 0, 0, 0.5f, 3};
     for (int i = 0; i < 5; i++) CHECK(y[i] == want[i], "y[%d] = %g", i, y[i]);
     CHECK(isnan(y[5]), "relu(NaN) = %g, want NaN", y[5]);
-    relu_backward(dx, dy, y, 6);
+    ag_relu_backward(dx, dy, y, 6);
     float wdx[6] = {0, 0, 0, 4, 5, 0};
     for (int i = 0; i < 6; i++) CHECK(dx[i] == wdx[i], "dx[%d] = %g", i, dx[i]);
-    relu_forward(x, x, 6); /* in place */
+    ag_relu_forward(x, x, 6); /* in place */
     CHECK(x[0] == 0 && x[4] == 3, "in place");
 }
 
@@ -23,8 +23,8 @@ TEST(softmax_and_log_softmax_match_double_and_are_stable) {
     /* row 2 would overflow a naive exp in float */
     float x[9] = {1, 2, 3, 1000, 1001, 1002, -50, 0, 50}, y[9], ly[9];
     AgError err = AG_ERROR_INIT;
-    CHECK(softmax_forward(y, x, 3, 3, &err) == 0, "%s", err.msg);
-    CHECK(log_softmax_forward(ly, x, 3, 3, &err) == 0, "%s", err.msg);
+    CHECK(ag_softmax_forward(y, x, 3, 3, &err) == 0, "%s", err.msg);
+    CHECK(ag_log_softmax_forward(ly, x, 3, 3, &err) == 0, "%s", err.msg);
     for (int i = 0; i < 3; i++) {
         double m = fmax(x[3 * i], fmax(x[3 * i + 1], x[3 * i + 2])), s = 0, rowsum = 0;
         for (int j = 0; j < 3; j++) s += exp((double)x[3 * i + j] - m);
@@ -46,14 +46,15 @@ TEST(cross_entropy_matches_a_hand_computation) {
     float logits[6] = {1, 2, 3, 1, 1, 1}, labels[2] = {2, 0}, g[6];
     double loss;
     AgError err = AG_ERROR_INIT;
-    CHECK(cross_entropy_forward(&loss, g, logits, labels, 2, 3, &err) == 0, "%s", err.msg);
+    CHECK(ag_cross_entropy_forward(&loss, g, logits, labels, 2, 3, &err) == 0, "%s", err.msg);
     CHECK_CLOSE(loss, 0.753109126555, 1e-9);
     double e = exp(1.0), z = e + e * e + e * e * e;
     double want[6] = {e / z / 2,         e * e / z / 2, (e * e * e / z - 1) / 2,
                       (1.0 / 3 - 1) / 2, 1.0 / 6,       1.0 / 6};
     for (int i = 0; i < 6; i++) CHECK_CLOSE(g[i], want[i], 1e-7);
     /* the gradient is optional */
-    CHECK(cross_entropy_forward(&loss, NULL, logits, labels, 2, 3, &err) == 0, "%s", err.msg);
+    CHECK(ag_cross_entropy_forward(&loss, NULL, logits, labels, 2, 3, &err) == 0, "%s",
+          err.msg);
     CHECK_CLOSE(loss, 0.753109126555, 1e-9);
 }
 
@@ -77,7 +78,7 @@ TEST(cross_entropy_gradient_matches_finite_differences) {
     for (int i = 0; i < B * C; i++) x[i] = (float)(4 * ag_rng_uniform(&r) - 2), xd[i] = x[i];
     double loss;
     AgError err = AG_ERROR_INIT;
-    CHECK(cross_entropy_forward(&loss, g, x, labels, B, C, &err) == 0, "%s", err.msg);
+    CHECK(ag_cross_entropy_forward(&loss, g, x, labels, B, C, &err) == 0, "%s", err.msg);
     CHECK_CLOSE(loss, ce_double(xd, labels, B, C), 1e-9);
     for (int i = 0; i < B * C; i++) {
         double h = 1e-5, keep = xd[i];
@@ -99,11 +100,11 @@ TEST(cross_entropy_rejects_bad_labels_naming_label_and_sample) {
                           "label -1 of sample 1", "label 1.5 of sample 1",
                           "label nan of sample 2"};
     for (int t = 0; t < 4; t++) {
-        int rc = cross_entropy_forward(&loss, g, logits, bad[t], 2, 3, &err);
+        int rc = ag_cross_entropy_forward(&loss, g, logits, bad[t], 2, 3, &err);
         CHECK(rc != 0 && strstr(err.msg, want[t]) && strstr(err.msg, "cross_entropy: "),
               "case %d: rc=%d msg=\"%s\"", t, rc, err.msg);
     }
-    CHECK(cross_entropy_forward(&loss, g, logits, bad[0], 0, 3, &err) != 0, "empty batch");
+    CHECK(ag_cross_entropy_forward(&loss, g, logits, bad[0], 0, 3, &err) != 0, "empty batch");
 }
 
 TEST(dropout_is_inverted_seeded_and_has_the_right_rate) {
@@ -113,7 +114,7 @@ TEST(dropout_is_inverted_seeded_and_has_the_right_rate) {
     AgRng r;
     AgError err = AG_ERROR_INIT;
     ag_rng_seed(&r, 42);
-    CHECK(dropout_forward(y, m, x, N, 0.25, &r, &err) == 0, "%s", err.msg);
+    CHECK(ag_dropout_forward(y, m, x, N, 0.25, &r, &err) == 0, "%s", err.msg);
     int zeros = 0, bad = 0;
     for (int i = 0; i < N; i++) {
         if (m[i] == 0.0f)
@@ -126,17 +127,17 @@ TEST(dropout_is_inverted_seeded_and_has_the_right_rate) {
     /* 0.25 +- 5 standard deviations (sd = sqrt(.25*.75/N) ~ 0.001) */
     CHECK(fabs(zeros / (double)N - 0.25) < 0.005, "dropped fraction %g", zeros / (double)N);
     ag_rng_seed(&r, 42);
-    CHECK(dropout_forward(y, m2, x, N, 0.25, &r, &err) == 0, "%s", err.msg);
+    CHECK(ag_dropout_forward(y, m2, x, N, 0.25, &r, &err) == 0, "%s", err.msg);
     CHECK(memcmp(m, m2, N * 4) == 0, "same seed, different mask");
-    CHECK(dropout_forward(y, m, x, N, 0.0, &r, &err) == 0, "%s", err.msg);
+    CHECK(ag_dropout_forward(y, m, x, N, 0.0, &r, &err) == 0, "%s", err.msg);
     CHECK(memcmp(y, x, N * 4) == 0, "p = 0 is the identity");
-    CHECK(dropout_forward(y, m, x, N, 1.0, &r, &err) == 0, "%s", err.msg);
+    CHECK(ag_dropout_forward(y, m, x, N, 1.0, &r, &err) == 0, "%s", err.msg);
     int nonzero = 0;
     for (int i = 0; i < N; i++) nonzero += y[i] != 0.0f || m[i] != 0.0f;
     CHECK(nonzero == 0, "p = 1 leaves %d non-zeros", nonzero);
-    CHECK(dropout_forward(y, m, x, N, 1.5, &r, &err) != 0 && strstr(err.msg, "dropout: p"),
+    CHECK(ag_dropout_forward(y, m, x, N, 1.5, &r, &err) != 0 && strstr(err.msg, "dropout: p"),
           "p = 1.5: %s", err.msg);
-    CHECK(dropout_forward(y, m, x, N, NAN, &r, &err) != 0, "p = NaN accepted");
+    CHECK(ag_dropout_forward(y, m, x, N, NAN, &r, &err) != 0, "p = NaN accepted");
     free(x), free(y), free(m), free(m2);
 }
 

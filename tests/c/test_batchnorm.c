@@ -71,8 +71,8 @@ static void check_case(const Cfg *c, int training, double offset, unsigned seed)
         dg[i] = dbt[i] = 0.5f;
     }
     AgError err = AG_ERROR_INIT;
-    int rc = batchnorm2d_forward(y, sm, si, rm, rv, x, gm, bt, c->b, c->c, c->hw, training, 0.1,
-                                 EPS, &err);
+    int rc = ag_batchnorm2d_forward(y, sm, si, rm, rv, x, gm, bt, c->b, c->c, c->hw, training,
+                                    0.1, EPS, &err);
     CHECK(rc == 0, "forward: %s", err.msg);
     naive_loss(c, training, xd, gmd, btd, rmd, rvd, NULL, yd, mean, var);
     for (size_t i = 0; i < n; i++) CHECK_CLOSE(y[i], yd[i], 2e-5);
@@ -89,8 +89,8 @@ static void check_case(const Cfg *c, int training, double offset, unsigned seed)
         }
     }
 
-    rc =
-        batchnorm2d_backward(dx, dg, dbt, dy, x, gm, sm, si, c->b, c->c, c->hw, training, &err);
+    rc = ag_batchnorm2d_backward(dx, dg, dbt, dy, x, gm, sm, si, c->b, c->c, c->hw, training,
+                                 &err);
     CHECK(rc == 0, "backward: %s", err.msg);
     struct {
         double *v;
@@ -116,8 +116,8 @@ static void check_case(const Cfg *c, int training, double offset, unsigned seed)
         }
     /* dx alone */
     float *dx2 = malloc(n * 4);
-    rc = batchnorm2d_backward(dx2, NULL, NULL, dy, x, gm, sm, si, c->b, c->c, c->hw, training,
-                              &err);
+    rc = ag_batchnorm2d_backward(dx2, NULL, NULL, dy, x, gm, sm, si, c->b, c->c, c->hw,
+                                 training, &err);
     CHECK(rc == 0 && memcmp(dx, dx2, n * 4) == 0, "dx-only differs: %s", err.msg);
     free(dx2);
     free(x), free(y), free(dy), free(dx), free(xd), free(yd), free(rd);
@@ -143,23 +143,23 @@ TEST(batchnorm2d_statistics_survive_a_large_offset) {
 TEST(batchnorm2d_rejects_bad_arguments) {
     AgError err = AG_ERROR_INIT;
     float buf[4] = {1, 2, 3, 4}, s[2], t[2], rm[1] = {0}, rv[1] = {1};
-    CHECK(batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 1, 1, 1, 1, 0.1, EPS, &err) !=
-                  0 &&
+    CHECK(ag_batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 1, 1, 1, 1, 0.1, EPS,
+                                 &err) != 0 &&
               strstr(err.msg, "batchnorm2d: training needs more than 1 value per channel"),
           "%s", err.msg);
-    CHECK(batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 1, 1, 1, 0, 0.1, EPS, &err) ==
-              0,
+    CHECK(ag_batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 1, 1, 1, 0, 0.1, EPS,
+                                 &err) == 0,
           "evaluation with one value: %s", err.msg);
-    CHECK(batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 2, 1, 2, 1, 1.5, EPS, &err) !=
-                  0 &&
+    CHECK(ag_batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 2, 1, 2, 1, 1.5, EPS,
+                                 &err) != 0 &&
               strstr(err.msg, "momentum must be in [0, 1], got 1.5"),
           "%s", err.msg);
-    CHECK(batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 2, 1, 2, 1, 0.1, 0.0, &err) !=
-                  0 &&
+    CHECK(ag_batchnorm2d_forward(buf, s, t, rm, rv, buf, NULL, NULL, 2, 1, 2, 1, 0.1, 0.0,
+                                 &err) != 0 &&
               strstr(err.msg, "eps must be positive"),
           "%s", err.msg);
-    CHECK(batchnorm2d_forward(buf, s, t, NULL, NULL, buf, NULL, NULL, 2, 1, 2, 0, 0.1, EPS,
-                              &err) != 0,
+    CHECK(ag_batchnorm2d_forward(buf, s, t, NULL, NULL, buf, NULL, NULL, 2, 1, 2, 0, 0.1, EPS,
+                                 &err) != 0,
           "evaluation without running stats");
 }
 

@@ -70,9 +70,9 @@ static void check_config(const Cfg *c, unsigned seed) {
     AgRng g;
     ag_rng_seed(&g, seed);
     AgError err = AG_ERROR_INIT;
-    ConvShape s;
+    AgConvShape s;
     int64_t xs[4] = {c->b, c->ci, c->h, c->w}, ws[4] = {c->co, c->ci, c->k, c->k};
-    int rc = conv2d_shape(&s, xs, ws, c->stride, c->pad, &err);
+    int rc = ag_conv2d_shape(&s, xs, ws, c->stride, c->pad, &err);
     CHECK(rc == 0, "shape: %s", err.msg);
     if (rc) return;
     s.chunk = c->chunk;
@@ -82,7 +82,7 @@ static void check_config(const Cfg *c, unsigned seed) {
     float *y = malloc(ny * sizeof *y), *dy = malloc(ny * sizeof *dy);
     float *dx = malloc(nx * sizeof *dx), *dx2 = malloc(nx * sizeof *dx2);
     float *dw = malloc(nw * sizeof *dw), *db = malloc(c->co * sizeof *db);
-    float *scratch = malloc((size_t)conv2d_scratch_size(&s) * sizeof(float));
+    float *scratch = malloc((size_t)ag_conv2d_scratch_size(&s) * sizeof(float));
     double *xd = malloc(nx * 8), *wd = malloc(nw * 8), *bd = malloc(c->co * 8);
     double *rd = malloc(ny * 8), *yd = malloc(ny * 8);
     fill(&g, x, xd, nx);
@@ -91,7 +91,7 @@ static void check_config(const Cfg *c, unsigned seed) {
     fill(&g, dy, rd, ny);
 
     /* forward */
-    rc = conv2d_forward(y, scratch, x, w, c->bias ? b : NULL, &s, &err);
+    rc = ag_conv2d_forward(y, scratch, x, w, c->bias ? b : NULL, &s, &err);
     CHECK(rc == 0, "forward: %s", err.msg);
     naive_loss(c, xd, wd, c->bias ? bd : NULL, NULL, yd);
     double maxerr = 0.0;
@@ -101,7 +101,7 @@ static void check_config(const Cfg *c, unsigned seed) {
     /* backward: dw and db accumulate onto 0.25 */
     for (size_t i = 0; i < nw; i++) dw[i] = 0.25f;
     for (int i = 0; i < c->co; i++) db[i] = 0.25f;
-    rc = conv2d_backward(dx, dw, c->bias ? db : NULL, scratch, dy, x, w, &s, &err);
+    rc = ag_conv2d_backward(dx, dw, c->bias ? db : NULL, scratch, dy, x, w, &s, &err);
     CHECK(rc == 0, "backward: %s", err.msg);
     double *bias_d = c->bias ? bd : NULL;
     int bad = 0;
@@ -127,7 +127,7 @@ static void check_config(const Cfg *c, unsigned seed) {
 
     /* the input gradient alone (x not even passed) equals the full one */
     for (size_t i = 0; i < nx; i++) dx2[i] = 123.0f; /* overwritten, not accumulated */
-    rc = conv2d_backward(dx2, NULL, NULL, scratch, dy, NULL, w, &s, &err);
+    rc = ag_conv2d_backward(dx2, NULL, NULL, scratch, dy, NULL, w, &s, &err);
     CHECK(rc == 0, "backward dx only: %s", err.msg);
     CHECK(memcmp(dx, dx2, nx * sizeof *dx) == 0, "dx-only differs from the full backward");
 
@@ -192,10 +192,10 @@ TEST(im2col_and_col2im_are_adjoint) {
                       {2, 2, 41, 40, 1, 3, 2, 1, 0, 0}};
     for (int t = 0; t < 3; t++) {
         const Cfg *c = &cs[t];
-        ConvShape s;
+        AgConvShape s;
         AgError err = AG_ERROR_INIT;
         int64_t xs[4] = {c->b, c->ci, c->h, c->w}, ws[4] = {c->co, c->ci, c->k, c->k};
-        CHECK(conv2d_shape(&s, xs, ws, c->stride, c->pad, &err) == 0, "%s", err.msg);
+        CHECK(ag_conv2d_shape(&s, xs, ws, c->stride, c->pad, &err) == 0, "%s", err.msg);
         size_t nx = (size_t)c->b * c->ci * c->h * c->w;
         size_t nc = (size_t)c->ci * c->k * c->k * c->b * s.ho * s.wo;
         float *x = malloc(nx * 4), *x2 = malloc(nx * 4), *cols = malloc(nc * 4),
@@ -204,8 +204,8 @@ TEST(im2col_and_col2im_are_adjoint) {
         ag_rng_seed(&g, 7);
         fill(&g, x, NULL, nx);
         fill(&g, r, NULL, nc);
-        conv2d_im2col(cols, x, &s);
-        conv2d_col2im(x2, r, &s);
+        ag_conv2d_im2col(cols, x, &s);
+        ag_conv2d_col2im(x2, r, &s);
         double a = 0, b = 0;
         for (size_t i = 0; i < nc; i++) a += (double)cols[i] * r[i];
         for (size_t i = 0; i < nx; i++) b += (double)x[i] * x2[i];
@@ -216,9 +216,9 @@ TEST(im2col_and_col2im_are_adjoint) {
 
 static int shape_fails(const int64_t xs[4], const int64_t ws[4], int stride, int pad,
                        const char *want) {
-    ConvShape s;
+    AgConvShape s;
     AgError err = AG_ERROR_INIT;
-    int rc = conv2d_shape(&s, xs, ws, stride, pad, &err);
+    int rc = ag_conv2d_shape(&s, xs, ws, stride, pad, &err);
     if (rc == 0 || !strstr(err.msg, want)) {
         fprintf(stderr, "  got rc=%d msg=\"%s\", want \"%s\"\n", rc, err.msg, want);
         return 0;
@@ -247,30 +247,32 @@ TEST(conv2d_rejects_bad_sizes_with_a_message) {
     CHECK(shape_fails((int64_t[]){0, 1, 8, 8}, (int64_t[]){4, 1, 3, 3}, 1, 0, "empty"),
           "empty batch");
     /* a hand-made inconsistent shape is caught by forward too */
-    ConvShape s = {.b = 1,
-                   .ci = 1,
-                   .h = 4,
-                   .w = 4,
-                   .co = 1,
-                   .k = 3,
-                   .stride = 1,
-                   .pad = 0,
-                   .ho = 3,
-                   .wo = 2};
+    AgConvShape s = {.b = 1,
+                     .ci = 1,
+                     .h = 4,
+                     .w = 4,
+                     .co = 1,
+                     .k = 3,
+                     .stride = 1,
+                     .pad = 0,
+                     .ho = 3,
+                     .wo = 2};
     float buf[64] = {0};
     AgError err = AG_ERROR_INIT;
-    CHECK(conv2d_forward(buf, buf, buf, buf, NULL, &s, &err) != 0, "inconsistent shape");
+    CHECK(ag_conv2d_forward(buf, buf, buf, buf, NULL, &s, &err) != 0, "inconsistent shape");
 }
 
 TEST(conv2d_polls_cancellation) {
     volatile sig_atomic_t flag = 1;
     AgError err = {.msg = {0}, .cancel = &flag};
-    ConvShape s;
-    CHECK(conv2d_shape(&s, (int64_t[]){2, 1, 4, 4}, (int64_t[]){1, 1, 3, 3}, 1, 1, &err) == 0,
+    AgConvShape s;
+    CHECK(ag_conv2d_shape(&s, (int64_t[]){2, 1, 4, 4}, (int64_t[]){1, 1, 3, 3}, 1, 1, &err) ==
+              0,
           "%s", err.msg);
     float x[32] = {0}, w[9] = {0}, y[32], scratch[400];
-    CHECK(conv2d_scratch_size(&s) <= 400, "scratch %lld", (long long)conv2d_scratch_size(&s));
-    int rc = conv2d_forward(y, scratch, x, w, NULL, &s, &err);
+    CHECK(ag_conv2d_scratch_size(&s) <= 400, "scratch %lld",
+          (long long)ag_conv2d_scratch_size(&s));
+    int rc = ag_conv2d_forward(y, scratch, x, w, NULL, &s, &err);
     CHECK(rc != 0 && strcmp(err.msg, "interrupted") == 0, "rc=%d msg=%s", rc, err.msg);
 }
 

@@ -36,13 +36,13 @@ static void check_case(int nb, int in, int out, int bias, unsigned seed) {
     for (size_t i = 0; i < ny; i++) dy[i] = (float)(ag_rng_uniform(&g) - 0.5), rd[i] = dy[i];
     AgError err = AG_ERROR_INIT;
     double *bp = bias ? bd : NULL;
-    CHECK(linear_forward(y, x, w, bias ? b : NULL, nb, in, out, &err) == 0, "%s", err.msg);
+    CHECK(ag_linear_forward(y, x, w, bias ? b : NULL, nb, in, out, &err) == 0, "%s", err.msg);
     naive_loss(nb, in, out, xd, wd, bp, NULL, yd);
     for (size_t i = 0; i < ny; i++) CHECK_CLOSE(y[i], yd[i], 1e-5);
 
     for (size_t i = 0; i < nw; i++) dw[i] = -1.0f; /* accumulated onto */
     for (int i = 0; i < out; i++) db[i] = -1.0f;
-    CHECK(linear_backward(dx, dw, bias ? db : NULL, dy, x, w, nb, in, out, &err) == 0, "%s",
+    CHECK(ag_linear_backward(dx, dw, bias ? db : NULL, dy, x, w, nb, in, out, &err) == 0, "%s",
           err.msg);
     struct {
         double *v;
@@ -62,7 +62,8 @@ static void check_case(int nb, int in, int out, int bias, unsigned seed) {
         }
     /* input gradient alone */
     float *dx2 = malloc(nx * 4);
-    CHECK(linear_backward(dx2, NULL, NULL, dy, NULL, w, nb, in, out, &err) == 0, "%s", err.msg);
+    CHECK(ag_linear_backward(dx2, NULL, NULL, dy, NULL, w, nb, in, out, &err) == 0, "%s",
+          err.msg);
     CHECK(memcmp(dx, dx2, nx * 4) == 0, "dx-only differs");
     free(dx2);
     free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
@@ -79,7 +80,7 @@ TEST(linear_matches_naive_and_finite_differences) {
 TEST(linear_rejects_empty_sizes) {
     AgError err = AG_ERROR_INIT;
     float buf[4] = {0};
-    CHECK(linear_forward(buf, buf, buf, NULL, 0, 2, 2, &err) != 0 &&
+    CHECK(ag_linear_forward(buf, buf, buf, NULL, 0, 2, 2, &err) != 0 &&
               strstr(err.msg, "linear: sizes must be positive (batch 0, in 2, out 2)"),
           "%s", err.msg);
 }

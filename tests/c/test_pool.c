@@ -58,10 +58,10 @@ static double naive_loss(int kind, const Cfg *c, int oh, int ow, const double *x
 
 static void check_config(int kind, const Cfg *c, int oh, int ow, unsigned seed) {
     AgError err = AG_ERROR_INIT;
-    PoolShape s;
+    AgPoolShape s;
     if (kind != ADAPT) {
         int64_t xs[4] = {c->b, c->c, c->h, c->w};
-        int rc = pool2d_shape(&s, xs, c->k, c->stride, c->pad, "pool", &err);
+        int rc = ag_pool2d_shape(&s, xs, c->k, c->stride, c->pad, "pool", &err);
         CHECK(rc == 0, "%s", err.msg);
         if (rc) return;
         oh = s.ho, ow = s.wo;
@@ -87,11 +87,12 @@ static void check_config(int kind, const Cfg *c, int oh, int ow, unsigned seed) 
 
     int rc;
     if (kind == MAXP)
-        rc = maxpool2d_forward(y, idx, x, &s, &err);
+        rc = ag_maxpool2d_forward(y, idx, x, &s, &err);
     else if (kind == AVGP)
-        rc = avgpool2d_forward(y, x, &s, &err);
+        rc = ag_avgpool2d_forward(y, x, &s, &err);
     else
-        rc = adaptive_avgpool2d_forward(y, x, (int64_t)c->b * c->c, c->h, c->w, oh, ow, &err);
+        rc =
+            ag_adaptive_avgpool2d_forward(y, x, (int64_t)c->b * c->c, c->h, c->w, oh, ow, &err);
     CHECK(rc == 0, "forward: %s", err.msg);
     naive_loss(kind, c, oh, ow, xd, NULL, yd, id);
     for (size_t i = 0; i < ny; i++) {
@@ -102,12 +103,12 @@ static void check_config(int kind, const Cfg *c, int oh, int ow, unsigned seed) 
 
     for (size_t i = 0; i < nx; i++) dx[i] = 99.0f; /* overwritten, not accumulated */
     if (kind == MAXP)
-        rc = maxpool2d_backward(dx, idx, dy, (int64_t)c->b * c->c, c->h, c->w, oh, ow, &err);
+        rc = ag_maxpool2d_backward(dx, idx, dy, (int64_t)c->b * c->c, c->h, c->w, oh, ow, &err);
     else if (kind == AVGP)
-        rc = avgpool2d_backward(dx, dy, &s, &err);
+        rc = ag_avgpool2d_backward(dx, dy, &s, &err);
     else
-        rc =
-            adaptive_avgpool2d_backward(dx, dy, (int64_t)c->b * c->c, c->h, c->w, oh, ow, &err);
+        rc = ag_adaptive_avgpool2d_backward(dx, dy, (int64_t)c->b * c->c, c->h, c->w, oh, ow,
+                                            &err);
     CHECK(rc == 0, "backward: %s", err.msg);
     int bad = 0;
     for (size_t i = 0; i < nx && bad < 3; i++) {
@@ -153,7 +154,7 @@ TEST(adaptive_avgpool2d_general_sizes) {
 TEST(adaptive_avgpool2d_1x1_is_the_plane_mean) {
     float x[6] = {1, 2, 3, 4, 5, 6}, y[1];
     AgError err = AG_ERROR_INIT;
-    CHECK(adaptive_avgpool2d_forward(y, x, 1, 2, 3, 1, 1, &err) == 0, "%s", err.msg);
+    CHECK(ag_adaptive_avgpool2d_forward(y, x, 1, 2, 3, 1, 1, &err) == 0, "%s", err.msg);
     CHECK_CLOSE(y[0], 3.5, 1e-7);
 }
 
@@ -162,25 +163,25 @@ TEST(adaptive_avgpool2d_1x1_is_the_plane_mean) {
 TEST(maxpool2d_ties_go_to_the_first_maximum) {
     float x[16] = {1, 5, 5, 0, /**/ 5, 5, 2, 2, /**/ -3, -3, -3, -3, /**/ -3, -3, -3, -3};
     float y[4], idx[4], dx[16], dy[4] = {1, 2, 3, 4};
-    PoolShape s;
+    AgPoolShape s;
     AgError err = AG_ERROR_INIT;
-    CHECK(pool2d_shape(&s, (int64_t[]){1, 1, 4, 4}, 2, 2, 0, "maxpool2d", &err) == 0, "%s",
+    CHECK(ag_pool2d_shape(&s, (int64_t[]){1, 1, 4, 4}, 2, 2, 0, "maxpool2d", &err) == 0, "%s",
           err.msg);
-    CHECK(maxpool2d_forward(y, idx, x, &s, &err) == 0, "%s", err.msg);
+    CHECK(ag_maxpool2d_forward(y, idx, x, &s, &err) == 0, "%s", err.msg);
     float want_y[4] = {5, 5, -3, -3}, want_idx[4] = {1, 2, 8, 10};
     for (int i = 0; i < 4; i++) {
         CHECK(y[i] == want_y[i], "y[%d] = %g", i, y[i]);
         CHECK(idx[i] == want_idx[i], "idx[%d] = %g, want %g", i, idx[i], want_idx[i]);
     }
-    CHECK(maxpool2d_backward(dx, idx, dy, 1, 4, 4, 2, 2, &err) == 0, "%s", err.msg);
+    CHECK(ag_maxpool2d_backward(dx, idx, dy, 1, 4, 4, 2, 2, &err) == 0, "%s", err.msg);
     float want_dx[16] = {0, 1, 2, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0};
     for (int i = 0; i < 16; i++) CHECK(dx[i] == want_dx[i], "dx[%d] = %g", i, dx[i]);
 
     /* 3x3 windows, stride 1, padding 1 over an all-negative plane */
     float z[9] = {-1, -1, -1, -1, -1, -1, -1, -1, -1}, zy[9], zi[9];
-    CHECK(pool2d_shape(&s, (int64_t[]){1, 1, 3, 3}, 3, 1, 1, "maxpool2d", &err) == 0, "%s",
+    CHECK(ag_pool2d_shape(&s, (int64_t[]){1, 1, 3, 3}, 3, 1, 1, "maxpool2d", &err) == 0, "%s",
           err.msg);
-    CHECK(maxpool2d_forward(zy, zi, z, &s, &err) == 0, "%s", err.msg);
+    CHECK(ag_maxpool2d_forward(zy, zi, z, &s, &err) == 0, "%s", err.msg);
     float want_zi[9] = {0, 0, 1, 0, 0, 1, 3, 3, 4};
     for (int i = 0; i < 9; i++) {
         CHECK(zy[i] == -1.0f, "zy[%d] = %g", i, zy[i]);
@@ -197,35 +198,36 @@ static int fails_with(int rc, const AgError *err, const char *want) {
 }
 
 TEST(pooling_rejects_bad_sizes_with_a_message) {
-    PoolShape s;
+    AgPoolShape s;
     AgError err = AG_ERROR_INIT;
     int64_t xs[4] = {1, 1, 1, 1};
-    CHECK(fails_with(pool2d_shape(&s, xs, 2, 2, 0, "maxpool2d", &err), &err,
+    CHECK(fails_with(ag_pool2d_shape(&s, xs, 2, 2, 0, "maxpool2d", &err), &err,
                      "maxpool2d: input 1x1 with padding 0 is smaller than kernel 2"),
           "too small");
     int64_t xs2[4] = {1, 1, 8, 8};
-    CHECK(fails_with(pool2d_shape(&s, xs2, 2, 0, 0, "avgpool2d", &err), &err,
+    CHECK(fails_with(ag_pool2d_shape(&s, xs2, 2, 0, 0, "avgpool2d", &err), &err,
                      "avgpool2d: stride must be >= 1, got 0"),
           "zero stride");
-    CHECK(fails_with(pool2d_shape(&s, xs2, 3, 1, 2, "maxpool2d", &err), &err,
+    CHECK(fails_with(ag_pool2d_shape(&s, xs2, 3, 1, 2, "maxpool2d", &err), &err,
                      "padding must be in [0, kernel/2] = [0, 1], got 2"),
           "pad too large");
-    CHECK(fails_with(pool2d_shape(&s, xs2, 0, 1, 0, "maxpool2d", &err), &err,
+    CHECK(fails_with(ag_pool2d_shape(&s, xs2, 0, 1, 0, "maxpool2d", &err), &err,
                      "kernel size must be >= 1"),
           "zero kernel");
-    CHECK(fails_with(adaptive_avgpool2d_forward(NULL, NULL, 1, 4, 4, 0, 2, &err), &err,
+    CHECK(fails_with(ag_adaptive_avgpool2d_forward(NULL, NULL, 1, 4, 4, 0, 2, &err), &err,
                      "output size must be positive"),
           "adaptive zero output");
     /* a corrupt index is an error, not a write outside the plane */
-    CHECK(pool2d_shape(&s, (int64_t[]){1, 1, 2, 2}, 2, 2, 0, "maxpool2d", &err) == 0, "%s",
+    CHECK(ag_pool2d_shape(&s, (int64_t[]){1, 1, 2, 2}, 2, 2, 0, "maxpool2d", &err) == 0, "%s",
           err.msg);
     float dx[4], dy[1] = {1}, idx[1] = {4};
-    CHECK(fails_with(maxpool2d_backward(dx, idx, dy, 1, 2, 2, 1, 1, &err), &err,
+    CHECK(fails_with(ag_maxpool2d_backward(dx, idx, dy, 1, 2, 2, 1, 1, &err), &err,
                      "index 4 at position 1 is not a pixel of a 2x2 plane"),
           "bad index");
     idx[0] = 1.5f;
-    CHECK(fails_with(maxpool2d_backward(dx, idx, dy, 1, 2, 2, 1, 1, &err), &err, "index 1.5"),
-          "fractional index");
+    CHECK(
+        fails_with(ag_maxpool2d_backward(dx, idx, dy, 1, 2, 2, 1, 1, &err), &err, "index 1.5"),
+        "fractional index");
 }
 
 int main(void) {
