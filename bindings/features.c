@@ -7,6 +7,15 @@
  *   agop.dmatrix(n)                -> an n x n double-precision accumulator (agop.DMatrix)
  *   agop.agop_accumulate(S, g)     -> S; S += sum over (b, h, w) of g g^T, g (B, co, H, W)
  *                                     or (B, co)
+ *   agop.agop_unpool_relu(idx, p, gy, h, w [, out]) -> gx (k B, C, h, w): the input
+ *                                     gradient of ReLU then max-pooling in one pass (idx the
+ *                                     pool's arg-max, p its output (B, C, Ho, Wo), gy
+ *                                     (k B, C, Ho, Wo): k stacked gradients of the same images)
+ *   agop.agop_accumulate_pooled(S, idx, p, gy) -> true, or false (S unchanged) where there
+ *                                     is no kernel for it: S += the sum of agop_accumulate
+ *                                     over agop_unpool_relu(idx, p, gy, ...) without forming it
+ *   agop.agop_relu_mask(y, g)      -> g; ReLU's input gradient in place, g (k B, ...) and
+ *                                     y (B, ...) its output
  *   agop.agop_finish(S, w, n)      -> W^T S W / n (d, d)
  *   agop.agop_pow(S, w, n, a)      -> (W^T S W / n)^a through the rank-co factorization
  *   agop.corr(A, B), agop.cosine(A, B) -> numbers (Pearson over entries; uncentered)
@@ -17,6 +26,7 @@
 #include "../engine/agop.h"
 #include "../engine/linalg.h"
 #include "agl.h"
+#include "kcheck.h"
 
 #include <math.h>
 #include <string.h>
@@ -135,12 +145,91 @@ static int l_agop_accumulate(lua_State *L) {
                           "is %Ix%I",
                           agl_shape(g, 0), (lua_Integer)g->size[1], (lua_Integer)s->n,
                           (lua_Integer)s->n);
-    g = agl_check_contiguous(L, 2); /* finiteness: checked by the engine while packing */
+    g = agl_check_contiguous(L, 2); /* finiteness: checked by the engine (the diagonal) */
     int64_t hw = g->dim == 4 ? g->size[2] * g->size[3] : 1;
     AgError err = agl_error_value();
     if (ag_agop_accumulate(s->data, g->data, g->size[0], s->n, hw, &err))
         return agl_error(L, &err);
     lua_settop(L, 1);
+    return 1;
+}
+
+/* agop_accumulate_pooled(S, idx, pooled, gy) -> true, or false when not done */
+static int l_agop_accumulate_pooled(lua_State *L) {
+    const char *fname = "agop_accumulate_pooled";
+    DMatrix *s = check_dmatrix(L, 1, fname);
+    AgTensor *idx = kc_tensor_dim(L, 2, fname, "indices", 4, "(B, C, Ho, Wo)");
+    AgTensor *pooled = kc_tensor_dim(L, 3, fname, "pooled output", 4, "(B, C, Ho, Wo)");
+    AgTensor *gy = kc_tensor_dim(L, 4, fname, "output gradient", 4, "(B, C, Ho, Wo)");
+    if (!ag_same_shape(idx, pooled) || !ag_same_shape(idx, gy))
+        return luaL_error(L, "%s: indices %s, pooled output %s and gradient %s differ", fname,
+                          agl_shape(idx, 0), agl_shape(pooled, 1), agl_shape(gy, 2));
+    if (idx->size[1] != s->n)
+        return luaL_error(L, "%s: gradient %s has %I channels, the accumulator is %Ix%I", fname,
+                          agl_shape(gy, 0), (lua_Integer)gy->size[1], (lua_Integer)s->n,
+                          (lua_Integer)s->n);
+    const AgTensor *ic = agl_check_contiguous(L, 2), *pc = agl_check_contiguous(L, 3),
+                   *gc = agl_check_contiguous(L, 4);
+    AgError err = agl_error_value();
+    int done;
+    if (ag_agop_accumulate_pooled(s->data, ic->data, pc->data, gc->data, gy->size[0], s->n,
+                                  gy->size[2] * gy->size[3], &done, &err))
+        return agl_error(L, &err);
+    lua_pushboolean(L, done);
+    return 1;
+}
+
+/* agop_unpool_relu(idx, pooled, gy, h, w [, out]) */
+static int l_agop_unpool_relu(lua_State *L) {
+    const char *fname = "agop_unpool_relu";
+    AgTensor *idx = kc_tensor_dim(L, 1, fname, "indices", 4, "(B, C, Ho, Wo)");
+    AgTensor *pooled = kc_tensor_dim(L, 2, fname, "pooled output", 4, "(B, C, Ho, Wo)");
+    AgTensor *gy = kc_tensor_dim(L, 3, fname, "output gradient", 4, "(k B, C, Ho, Wo)");
+    int64_t h = agl_check_int(L, 4, fname, "input height", 1, 1 << 24);
+    int64_t w = agl_check_int(L, 5, fname, "input width", 1, 1 << 24);
+    if (!ag_same_shape(idx, pooled) || gy->size[1] != idx->size[1] ||
+        gy->size[2] != idx->size[2] || gy->size[3] != idx->size[3] || idx->size[0] < 1 ||
+        gy->size[0] % idx->size[0] != 0)
+        return luaL_error(L,
+                          "%s: indices %s and pooled output %s must be (B, C, Ho, Wo) and the "
+                          "gradient %s (k B, C, Ho, Wo)",
+                          fname, agl_shape(idx, 0), agl_shape(pooled, 1), agl_shape(gy, 2));
+    if (h * w > ((int64_t)1 << 24) || idx->size[2] > h || idx->size[3] > w || ag_numel(gy) == 0)
+        return luaL_error(L, "%s: unsupported sizes (input %Ix%I, gradient %s)", fname,
+                          (lua_Integer)h, (lua_Integer)w, agl_shape(gy, 0));
+    lua_settop(L, 6);
+    const AgTensor *ic = agl_check_contiguous(L, 1), *pc = agl_check_contiguous(L, 2),
+                   *gc = agl_check_contiguous(L, 3);
+    AgTensor *gx = kc_out(L, 6, fname, 4, (int64_t[]){gy->size[0], gy->size[1], h, w});
+    if (gx == ic || gx == gc || gx == pc)
+        return luaL_error(L, "%s: the output buffer is one of the inputs", fname);
+    AgError err = agl_error_value();
+    if (ag_agop_unpool_relu(gx->data, ic->data, gc->data, pc->data, gy->size[0] * gy->size[1],
+                            idx->size[0] * idx->size[1], (int)h, (int)w, (int)gy->size[2],
+                            (int)gy->size[3], &err))
+        return agl_error(L, &err);
+    return 1;
+}
+
+/* agop_relu_mask(y, g) -> g, g (k B, ...) masked in place by y (B, ...) > 0 */
+static int l_agop_relu_mask(lua_State *L) {
+    const char *fname = "agop_relu_mask";
+    AgTensor *y = agl_check_tensor(L, 1), *g = agl_check_tensor(L, 2);
+    int same =
+        y->dim == g->dim && y->dim >= 1 && y->size[0] >= 1 && g->size[0] % y->size[0] == 0;
+    for (int d = 1; same && d < y->dim; d++) same = y->size[d] == g->size[d];
+    if (!same)
+        return luaL_error(L,
+                          "%s: ReLU output %s and gradient %s must be (B, ...) and (k B, ...)",
+                          fname, agl_shape(y, 0), agl_shape(g, 1));
+    if (!ag_is_contiguous(g))
+        return luaL_error(L, "%s: the gradient is masked in place and must be contiguous",
+                          fname);
+    const AgTensor *yc = agl_check_contiguous(L, 1);
+    if (yc == g) return luaL_error(L, "%s: the gradient is the ReLU output", fname);
+    int64_t plane = y->size[0] > 0 ? ag_numel(y) / y->size[0] : 0;
+    if (plane > 0) ag_agop_relu_mask(g->data, yc->data, g->size[0], y->size[0], plane);
+    lua_settop(L, 2);
     return 1;
 }
 
@@ -308,6 +397,9 @@ static const luaL_Reg funcs[] = {{"eig", l_eig},
                                  {"nfm", l_nfm},
                                  {"dmatrix", l_dmatrix},
                                  {"agop_accumulate", l_agop_accumulate},
+                                 {"agop_accumulate_pooled", l_agop_accumulate_pooled},
+                                 {"agop_unpool_relu", l_agop_unpool_relu},
+                                 {"agop_relu_mask", l_agop_relu_mask},
                                  {"agop_finish", l_agop_finish},
                                  {"agop_pow", l_agop_pow},
                                  {"corr", l_corr},

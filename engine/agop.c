@@ -1,6 +1,7 @@
 /* agop.c - CNFM (W^T W) and the patch-AGOP fast path (S accumulation, W^T S W / n). */
 #include "agop.h"
 
+#include "gram.h"
 #include "linalg.h"
 
 #include <cblas.h>
@@ -12,15 +13,28 @@
  * sums inside one chunk stay accurate (they are added into double between chunks). */
 #define AGOP_CHUNK 4096
 
+/* Rows of G per sgemm in ag_agop_finish */
+#define FINISH_BLOCK 256
+
+/* g[j][i] = g[i][j] for j > i, in 64 x 64 tiles so that the column-wise reads stay in cache
+ * (a row-by-row copy of a 4608 x 4608 matrix took as long as its sgemm). */
+static void mirror_upper_f(float *g, int64_t d) {
+    int64_t nt = (d + 63) / 64;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t ti = 0; ti < nt; ti++)
+        for (int64_t tj = 0; tj <= ti; tj++) /* the lower tile (ti, tj) from (tj, ti) */
+            for (int64_t i = ti * 64; i < ti * 64 + 64 && i < d; i++)
+                for (int64_t j = tj * 64; j < tj * 64 + 64 && j < i; j++)
+                    g[i * d + j] = g[j * d + i];
+}
+
 int ag_nfm(float *n, const float *w, int64_t co, int64_t d, AgError *err) {
     if (co < 1 || d < 1 || co > INT32_MAX || d > INT32_MAX)
         return ag_fail(err, "nfm: bad weight matrix size %lldx%lld", (long long)co,
                        (long long)d);
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)co, 1.0f, w, (int)d, 0.0f,
                 n, (int)d);
-#pragma omp parallel for
-    for (int64_t i = 0; i < d; i++)
-        for (int64_t j = 0; j < i; j++) n[i * d + j] = n[j * d + i];
+    mirror_upper_f(n, d);
     return 0;
 }
 
@@ -88,11 +102,44 @@ static void acc_commit(double *s, double *acc, int64_t co, int ok) {
     if (ok) mirror_upper(s, co);
 }
 
+/* s += t and s += t^T from the upper triangle of t, in 32 x 32 tiles (the transposed
+ * writes stay in cache); s stays exactly symmetric. */
+static void add_sym_blocked(double *s, const double *t, int64_t co) {
+    for (int64_t i0 = 0; i0 < co; i0 += 32)
+        for (int64_t j0 = i0; j0 < co; j0 += 32)
+            for (int64_t i = i0; i < i0 + 32 && i < co; i++)
+                for (int64_t j = j0 > i ? j0 : i; j < j0 + 32 && j < co; j++) {
+                    double v = t[i * co + j];
+                    s[i * co + j] += v;
+                    if (j != i) s[j * co + i] += v;
+                }
+}
+
+/* The fast path: ag_gram_accumulate into a zeroed double temporary, then into s. */
+static int accumulate_gram(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
+                           AgError *err) {
+    double *t = calloc((size_t)(co * co), sizeof *t);
+    if (!t) return ag_fail(err, "agop_accumulate: out of memory (co=%lld)", (long long)co);
+    int rc = ag_gram_accumulate(t, g, batch, co, hw);
+    /* t_ii = sum of g_i^2: not finite exactly when some g_i is not (or its square
+     * overflows), so the diagonal checks the whole gradient */
+    int finite = 1;
+    for (int64_t i = 0; i < co; i++) finite &= isfinite(t[i * co + i]) != 0;
+    if (rc == 0 && finite) add_sym_blocked(s, t, co);
+    free(t);
+    if (rc < 0) return ag_fail(err, "agop_accumulate: out of memory (co=%lld)", (long long)co);
+    if (!finite)
+        return ag_fail(err, "agop_accumulate: the gradient has a non-finite entry (or one "
+                            "whose square overflows)");
+    return 0;
+}
+
 int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int64_t hw,
                        AgError *err) {
     if (check_acc(batch, co, hw, err)) return -1;
     int64_t total = batch * hw;
     if (total == 0) return 0;
+    if (ag_gram_isa() != 0) return accumulate_gram(s, g, batch, co, hw, err);
     int64_t chunk = total < AGOP_CHUNK ? total : AGOP_CHUNK;
     float *x = malloc((size_t)(co * chunk) * sizeof *x);
     float *t = malloc((size_t)(co * co) * sizeof *t);
@@ -121,6 +168,86 @@ int ag_agop_accumulate(double *s, const float *g, int64_t batch, int64_t co, int
     return rc;
 }
 
+int ag_agop_accumulate_pooled(double *s, const float *idx, const float *pooled, const float *dy,
+                              int64_t batch, int64_t co, int64_t nw, int *done, AgError *err) {
+    *done = 0;
+    if (check_acc(batch, co, nw, err)) return -1;
+    if (batch * nw == 0) {
+        *done = 1;
+        return 0;
+    }
+    int64_t n = batch * co * nw;
+    float *v = malloc((size_t)n * sizeof *v);
+    double *t = calloc((size_t)(co * co), sizeof *t);
+    if (!v || !t) {
+        free(v);
+        free(t);
+        return ag_fail(err, "agop_accumulate_pooled: out of memory (co=%lld)", (long long)co);
+    }
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) v[i] = pooled[i] > 0.0f ? dy[i] : 0.0f;
+    int rc = ag_gram_accumulate_pooled(t, v, idx, batch, co, nw);
+    free(v);
+    if (rc != 0) { /* no kernel for this: the caller forms the gradient */
+        free(t);
+        return 0;
+    }
+    int finite = 1;
+    for (int64_t i = 0; i < co; i++) finite &= isfinite(t[i * co + i]) != 0;
+    if (finite) add_sym_blocked(s, t, co);
+    free(t);
+    if (!finite)
+        return ag_fail(err, "agop_accumulate_pooled: the gradient has a non-finite entry (or "
+                            "one whose square overflows)");
+    *done = 1;
+    return 0;
+}
+
+int ag_agop_unpool_relu(float *dx, const float *idx, const float *dy, const float *pooled,
+                        int64_t nplanes, int64_t nmask, int h, int w, int ho, int wo,
+                        AgError *err) {
+    if (nplanes < 1 || nmask < 1 || nplanes % nmask != 0 || h < 1 || w < 1 || ho < 1 ||
+        wo < 1 || (int64_t)h * w > ((int64_t)1 << 24))
+        return ag_fail(err,
+                       "agop_unpool_relu: bad sizes (%lld planes of %dx%d -> %dx%d, %lld "
+                       "index planes)",
+                       (long long)nplanes, h, w, ho, wo, (long long)nmask);
+    const int64_t hw = (int64_t)h * w, ohw = (int64_t)ho * wo;
+    int64_t bad = INT64_MAX; /* the first bad index, whatever the thread count */
+#pragma omp parallel for schedule(static) reduction(min : bad)
+    for (int64_t pl = 0; pl < nplanes; pl++) {
+        const int64_t mp = pl % nmask;
+        float *dp = dx + pl * hw;
+        const float *gp = dy + pl * ohw, *ip = idx + mp * ohw, *pp = pooled + mp * ohw;
+        memset(dp, 0, sizeof(float) * (size_t)hw);
+        for (int64_t j = 0; j < ohw; j++) {
+            float f = ip[j];
+            if (f >= 0.0f && f < (float)hw && f == (float)(int64_t)f) {
+                dp[(int64_t)f] += pp[j] > 0.0f ? gp[j] : 0.0f;
+            } else if (mp * ohw + j < bad) {
+                bad = mp * ohw + j;
+            }
+        }
+    }
+    if (bad != INT64_MAX)
+        return ag_fail(err,
+                       "agop_unpool_relu: index %g at position %lld is not a pixel of a %dx%d "
+                       "plane",
+                       (double)idx[bad], (long long)bad + 1, h, w);
+    return 0;
+}
+
+/* g[pl] *= (y[pl % nmask] > 0), in place. */
+void ag_agop_relu_mask(float *g, const float *y, int64_t nplanes, int64_t nmask,
+                       int64_t plane) {
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < nplanes; pl++) {
+        float *gp = g + pl * plane;
+        const float *yp = y + (pl % nmask) * plane;
+        for (int64_t i = 0; i < plane; i++) gp[i] = yp[i] > 0.0f ? gp[i] : 0.0f;
+    }
+}
+
 int ag_agop_finish(float *g_out, const double *s, const float *w, int64_t co, int64_t d,
                    double n_images, AgError *err) {
     if (co < 1 || d < 1 || co > 65536 || d > INT32_MAX / (co > d ? co : d))
@@ -147,17 +274,16 @@ int ag_agop_finish(float *g_out, const double *s, const float *w, int64_t co, in
     for (int64_t i = 0; i < co * d; i++) tf[i] = (float)t[i];
     free(wd);
     free(t);
-    /* g = W^T t / n  (d, d) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)co,
-                (float)(1.0 / n_images), w, (int)d, tf, (int)d, 0.0f, g_out, (int)d);
+    /* g = W^T t / n  (d, d): the upper triangle, a block row of FINISH_BLOCK rows from
+     * the diagonal on per sgemm (about half the work of the whole product), then mirrored */
+    for (int64_t i0 = 0; i0 < d; i0 += FINISH_BLOCK) {
+        int64_t m = d - i0 < FINISH_BLOCK ? d - i0 : FINISH_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m, (int)(d - i0), (int)co,
+                    (float)(1.0 / n_images), w + i0, (int)d, tf + i0, (int)d, 0.0f,
+                    g_out + i0 * d + i0, (int)d);
+    }
     free(tf);
-#pragma omp parallel for
-    for (int64_t i = 0; i < d; i++)
-        for (int64_t j = i + 1; j < d; j++) {
-            float v = 0.5f * (g_out[i * d + j] + g_out[j * d + i]);
-            g_out[i * d + j] = v;
-            g_out[j * d + i] = v;
-        }
+    mirror_upper_f(g_out, d);
     return 0;
 }
 
@@ -219,9 +345,7 @@ int ag_agop_pow(float *g_out, const double *s, const float *w, int64_t co, int64
     for (int64_t i = 0; i < keep * d; i++) bf[i] = (float)wd[i];
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)keep, 1.0f, bf, (int)d,
                 0.0f, g_out, (int)d);
-#pragma omp parallel for
-    for (int64_t i = 0; i < d; i++)
-        for (int64_t j = 0; j < i; j++) g_out[i * d + j] = g_out[j * d + i];
+    mirror_upper_f(g_out, d);
 done:
     free(q);
     free(lam);

@@ -62,24 +62,52 @@ local function convs_of(model)
   return out
 end
 
+-- ReLU then max-pooling (VGG's conv -> ReLU -> pool), walked back in one pass by
+-- agop.agop_unpool_relu: the same values as the two modules' updateGradInput, without a
+-- pass over the large gradient (exact class names: a subclass may behave otherwise).
+local function fuses(relu, pool)
+  return nn.typename(relu) == 'nn.ReLU' and nn.typename(pool) == 'nn.MaxPool2d'
+    and agop.is_tensor(pool.indices) and agop.is_tensor(pool.output)
+    and agop.is_tensor(relu.output) and relu.output:dim() == 4
+end
+
 -- Backward through module m (input x, gradOutput g) calling updateGradInput only, in
--- reverse order through nested nn.Sequential containers. at_conv(conv, g) is called with
+-- reverse order through nested nn.Sequential containers. hooks.conv(conv, g) is called with
 -- every conv's gradOutput and returns true to stop the walk there (nothing below is
--- needed). Returns gradInput, or nil when stopped.
-local function walk_back(m, x, g, at_conv)
+-- needed). Where conv -> ReLU -> pool, hooks.pooled(conv, idx, p, gy) comes first, with
+-- the pool's indices, output and output gradient; it returns 'stop' when it has done
+-- conv's part and nothing below conv is needed (conv's gradOutput is then never formed).
+-- bufs[pool] keeps the fused ReLU + pool gradients for the next walk. Returns gradInput,
+-- or nil when stopped.
+local function walk_back(m, x, g, hooks, bufs)
   if m.modules then
     if not nn.is_a(m, nn.Sequential) then
       error(fmt('cannot walk back through container %s (only nn.Sequential)',
                 nn.typename(m)), 0)
     end
-    for i = #m.modules, 1, -1 do
-      local xi = i > 1 and m.modules[i - 1].output or x
-      g = walk_back(m.modules[i], xi, g, at_conv)
-      if g == nil then return nil end
+    local i = #m.modules
+    while i >= 1 do
+      local mod, prev = m.modules[i], m.modules[i - 1]
+      if prev and fuses(prev, mod) then
+        local below = m.modules[i - 2]
+        if below and is_conv(below)
+            and hooks.pooled(below, mod.indices, mod.output, g) == 'stop' then
+          return nil
+        end
+        local y = prev.output
+        local ok, r = pcall(agop.agop_unpool_relu, mod.indices, mod.output, g, y:size(3),
+                            y:size(4), bufs[mod])
+        if not ok then error(fmt('%s: %s', nn.typename(mod), tostring(r)), 0) end
+        bufs[mod], g, i = r, r, i - 2
+      else
+        g = walk_back(mod, prev and prev.output or x, g, hooks, bufs)
+        if g == nil then return nil end
+        i = i - 1
+      end
     end
     return g
   end
-  if is_conv(m) and at_conv(m, g) then return nil end
+  if is_conv(m) and hooks.conv(m, g) then return nil end
   local ok, r = pcall(m.updateGradInput, m, x, g)
   if not ok then error(fmt('%s: %s', nn.typename(m), tostring(r)), 0) end
   return r
@@ -216,6 +244,7 @@ function features.agop(model, images, opts)
 
   local was_training = model.training
   model:evaluate()
+  local bufs = setmetatable({}, {__mode = 'k'})
   -- under mpirun, rank r takes batches r+1, r+1+size, ... and the S_l are summed below;
   -- whole batches, so each image's gradients are those of one process
   local dist = require('agop.dist')
@@ -239,15 +268,29 @@ function features.agop(model, images, opts)
           seed:zero()
           for i = 1, b do seed:set(i, classes[c], 1) end
         end
-        local seen = 0
-        walk_back(model, x, seed, function(conv, g)
-          local l = index[conv]
-          if l and wanted[l] then
-            agop.agop_accumulate(acc[l], g)
-            seen = seen + 1
-          end
-          return seen == nwanted
-        end)
+        local seen, done = 0, {}
+        walk_back(model, x, seed, {
+          conv = function(conv, g)
+            local l = index[conv]
+            if l and wanted[l] then
+              if not done[conv] then agop.agop_accumulate(acc[l], g) end
+              seen = seen + 1
+            end
+            return seen == nwanted
+          end,
+          -- S_l from the pool's side (engine/gram.h: a quarter of the products), and where
+          -- conv l is the last one needed, its gradOutput is never formed
+          pooled = function(conv, idx, p, gy)
+            local l = index[conv]
+            if not (l and wanted[l]) or not agop.agop_accumulate_pooled(acc[l], idx, p, gy) then
+              return nil
+            end
+            done[conv] = true
+            if seen + 1 == nwanted then
+              seen = seen + 1
+              return 'stop'
+            end
+          end}, bufs)
         if seen ~= nwanted then
           error(fmt('the backward walk met %d of the %d convs (is every conv inside '
                     .. 'nested nn.Sequential?)', seen, nwanted), 0)

@@ -415,6 +415,107 @@ function TestAgop:test_third_result_is_the_factor_s_over_n_and_expand_rebuilds_g
   lu.assertTrue(g2[2]:equal(gs[2]))
 end
 
+-- the sweep's fused walk back through ReLU then max-pooling: the same numbers as the two
+-- modules' own backward, with zeros, negative values and exact ties in the input, for
+-- VGG's 2x2 windows (one pass) and others (scatter), and for stacked gradients
+local function unpool_relu_case(x, pool, k)
+  local g = agop.Generator(22)
+  local relu = nn.ReLU()
+  local y = relu:forward(x)
+  local p = pool:forward(y)
+  local b = x:size(1)
+  local gy = agop.randn(g, k * b, p:size(2), p:size(3), p:size(4))
+  local got = agop.agop_unpool_relu(pool.indices, p, gy, x:size(3), x:size(4))
+  lu.assertEquals(got:size(), {k * b, x:size(2), x:size(3), x:size(4)})
+  for i = 1, k do
+    local gyi = gy:narrow(1, (i - 1) * b + 1, b)
+    local want = relu:updateGradInput(x, pool:updateGradInput(y, gyi))
+    lu.assertEquals((got:narrow(1, (i - 1) * b + 1, b) - want):abs():max(), 0)
+  end
+  lu.assertTrue(got:abs():max() > 0)
+  return got, y, p, gy
+end
+
+function TestAgop:test_unpool_relu_equals_maxpool_then_relu_backward()
+  local x = agop.randn(agop.Generator(21), 3, 4, 8, 6)
+  x:narrow(1, 2, 1):fill(0.5) -- a uniform image: every window is a tie
+  x:narrow(2, 3, 1):fill(-1)   -- a dead channel: every gradient is masked
+  local pool = nn.MaxPool2d(2)
+  local got, y, p, gy = unpool_relu_case(x, pool, 1)
+  unpool_relu_case(x, pool, 3) -- three stacked gradients of the same images
+  unpool_relu_case(x, nn.MaxPool2d(3, {stride = 2, padding = 1}), 2) -- overlapping windows
+  unpool_relu_case(agop.randn(agop.Generator(23), 2, 3, 7, 9), nn.MaxPool2d(2), 1) -- odd sizes
+  -- the output buffer is refilled, not reallocated
+  local again = agop.agop_unpool_relu(pool.indices, p, gy, 8, 6, got)
+  lu.assertTrue(rawequal(again, got))
+  lu.assertErrorMsgContains('(k B, C, Ho, Wo)', agop.agop_unpool_relu, pool.indices, p,
+                            gy:narrow(1, 1, 2), 8, 6)
+  lu.assertErrorMsgContains('the output buffer is one of the inputs', agop.agop_unpool_relu,
+                            pool.indices, p, gy, 4, 3, gy)
+  lu.assertErrorMsgContains('input height', agop.agop_unpool_relu, pool.indices, p, gy, 0, 6)
+  local bad = pool.indices:clone()
+  bad:fill(48)
+  lu.assertErrorMsgContains('not a pixel', agop.agop_unpool_relu, bad, p, gy, 8, 6)
+  bad:fill(7) -- a pixel, but outside most windows: the general path, no error
+  local r = agop.agop_unpool_relu(bad, p, gy, 8, 6)
+  lu.assertEquals(r:narrow(3, 1, 1):narrow(4, 2, 5):abs():max(), 0)
+  -- ReLU alone, stacked
+  local g2 = agop.randn(agop.Generator(24), 6, 4, 8, 6)
+  local want = g2:clone()
+  for i = 0, 1 do
+    want:narrow(1, 3 * i + 1, 3):copy(agop.relu_backward(y, g2:narrow(1, 3 * i + 1, 3)))
+  end
+  lu.assertTrue(rawequal(agop.agop_relu_mask(y, g2), g2))
+  lu.assertEquals((g2 - want):abs():max(), 0)
+  lu.assertErrorMsgContains('(k B, ...)', agop.agop_relu_mask, y, g2:narrow(1, 1, 4))
+end
+
+-- S of a conv followed by ReLU and max-pooling, from the pool's side: the same as
+-- accumulating the gradient that agop_unpool_relu forms (to float rounding), or false
+-- (S unchanged) where the engine has no kernel for the shape
+function TestAgop:test_accumulate_pooled_equals_accumulate_of_the_unpooled_gradient()
+  local g = agop.Generator(25)
+  local function eye(n)
+    local t = agop.zeros(n, n)
+    for i = 1, n do t:set(i, i, 1) end
+    return t
+  end
+  local ran = 0
+  for _, sz in ipairs{{3, 64, 32, 32}, {5, 37, 8, 8}, {2, 20, 16, 8}, {4, 16, 4, 4}} do
+    local x = agop.randn(g, table.unpack(sz))
+    x:narrow(1, 1, 1):fill(0.25) -- ties everywhere in the first image
+    x:narrow(2, 2, 1):fill(-1)   -- a dead channel
+    local relu, pool = nn.ReLU(), nn.MaxPool2d(2)
+    local y = relu:forward(x)
+    local p = pool:forward(y)
+    local gy = agop.randn(g, table.unpack(p:size()))
+    local s1, s2 = agop.dmatrix(sz[2]), agop.dmatrix(sz[2])
+    s1:add(eye(sz[2]))
+    s2:add(eye(sz[2]))
+    local done = agop.agop_accumulate_pooled(s1, pool.indices, p, gy)
+    agop.agop_accumulate(s2, agop.agop_unpool_relu(pool.indices, p, gy, sz[3], sz[4]))
+    local a, b = s1:tensor(), s2:tensor()
+    if done then
+      ran = ran + 1
+      lu.assertTrue((a - b):abs():max() <= 1e-6 * b:abs():max())
+      lu.assertEquals((a - a:t()):abs():max(), 0)
+    else
+      lu.assertEquals((a - eye(sz[2])):abs():max(), 0) -- untouched
+    end
+  end
+  local _, isa = agop.fma_peak(1, 0.001)
+  if isa == 'AVX-512' then lu.assertEquals(ran, 3) end -- the kernel ran where it exists
+  local s, idx = agop.dmatrix(3), agop.zeros(1, 3, 4, 4)
+  lu.assertErrorMsgContains('differ', agop.agop_accumulate_pooled, s, idx, idx,
+                            agop.zeros(1, 3, 4, 8))
+  lu.assertErrorMsgContains('3 channels', agop.agop_accumulate_pooled, agop.dmatrix(4), idx,
+                            idx, idx)
+  local nan = agop.full(0 / 0, 1, 3, 4, 4)
+  local ok, err = pcall(agop.agop_accumulate_pooled, s, idx, agop.ones(1, 3, 4, 4), nan)
+  if not ok then lu.assertStrContains(err, 'non-finite') end
+  lu.assertEquals(s:get(1, 1), 0)
+end
+
 function TestAgop:test_agop_expand_argument_errors()
   local model = net_a()                                -- conv 1: 3 x 1 x 3 x 3
   local conv = model.convs[1]
