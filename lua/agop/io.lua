@@ -25,6 +25,7 @@
 -- every write is atomic (temporary file, fsync, rename).
 local agop = require('agop')
 local json = require('agop.json')
+local util = require('agop.util')
 
 local M = {}
 local sio = io -- Lua's io library (this module is agop.io)
@@ -236,12 +237,7 @@ function M.save_npy(path, t, opts)
   local where = 'save_npy'
   if type(path) ~= 'string' then error(where .. ': path must be a string', 2) end
   check_tensor(where, t, 'the tensor', 3)
-  opts = opts or {}
-  if type(opts) ~= 'table' then error(where .. ': options must be a table', 2) end
-  for k in pairs(opts) do
-    if k ~= 'dtype' then error(fmt("%s: unknown option '%s'", where, tostring(k)), 2) end
-  end
-  local dtype = opts.dtype or 'f4'
+  local dtype = util.options(opts, {dtype = 'f4'}, where).dtype
   local map = {f4 = {'<f4', 'F32'}, f8 = {'<f8', 'F64'}, ['<f4'] = {'<f4', 'F32'},
     ['<f8'] = {'<f8', 'F64'}, float32 = {'<f4', 'F32'}, float64 = {'<f8', 'F64'}}
   local d = map[dtype]

@@ -118,16 +118,6 @@ local function check_number(who, what, v, lo, hi, open_hi)
   return v
 end
 
--- options(who, opt, defaults) -> a new table with every default filled in; an unknown
--- key is an error that suggests the closest known one (util.options). A default of
--- `false` stands for "absent" where nil cannot be stored (generator = false).
-local function options(who, opt, defaults)
-  local ok, r = pcall(util.options, opt, defaults, who)
-  if not ok then error((tostring(r):gsub('^[^:]*:%d+: ', '')), 0) end
-  return r
-end
-nn._options = options
-
 -- Fills t in place with U(lo, hi) drawn from gen (or the default generator).
 local function uniform_(t, lo, hi, gen) return t:uniform_(lo, hi, gen) end
 local function normal_(t, mean, std, gen) return t:normal_(mean, std, gen) end
@@ -561,7 +551,7 @@ local Conv2d = nn.class('Conv2d', Module)
 function Conv2d:__init(cin, cout, k, opt)
   Module.__init(self)
   local who = 'nn.Conv2d'
-  opt = options(who, opt, {stride = 1, padding = 0, bias = true, generator = false})
+  opt = util.options(opt, {stride = 1, padding = 0, bias = true, generator = false}, who)
   self.in_channels = check_int(who, 'in_channels', cin, 1)
   self.out_channels = check_int(who, 'out_channels', cout, 1)
   self.kernel_size = check_int(who, 'kernel size', k, 1, 1024)
@@ -728,7 +718,7 @@ local Linear = nn.class('Linear', Module)
 function Linear:__init(nin, nout, opt)
   Module.__init(self)
   local who = 'nn.Linear'
-  opt = options(who, opt, {bias = true, generator = false})
+  opt = util.options(opt, {bias = true, generator = false}, who)
   self.in_features = check_int(who, 'in_features', nin, 1)
   self.out_features = check_int(who, 'out_features', nout, 1)
   self.weight = agop.zeros(nout, nin)
@@ -783,7 +773,7 @@ local ReLU = nn.class('ReLU', Module)
 
 function ReLU:__init(opt)
   Module.__init(self)
-  self.inplace = options('nn.ReLU', opt, {inplace = false}).inplace == true
+  self.inplace = util.options(opt, {inplace = false}, 'nn.ReLU').inplace == true
 end
 
 function ReLU:updateOutput(input)
@@ -826,7 +816,7 @@ end
 
 local function pool_init(self, who, k, opt)
   Module.__init(self)
-  opt = options(who, opt, {stride = false, padding = 0})
+  opt = util.options(opt, {stride = false, padding = 0}, who)
   self.kernel_size = check_int(who, 'kernel size', k, 1, 1024)
   self.stride = check_int(who, 'stride', opt.stride or k, 1, 1024)
   self.padding = check_int(who, 'padding', opt.padding, 0, 1024)
@@ -921,7 +911,7 @@ local BatchNorm2d = nn.class('BatchNorm2d', Module)
 function BatchNorm2d:__init(c, opt)
   Module.__init(self)
   local who = 'nn.BatchNorm2d'
-  opt = options(who, opt, {eps = 1e-5, momentum = 0.1})
+  opt = util.options(opt, {eps = 1e-5, momentum = 0.1}, who)
   self.num_features = check_int(who, 'channels', c, 1)
   self.eps = check_number(who, 'eps', opt.eps, 0, math.huge)
   if self.eps <= 0 then error(who .. ': eps must be positive', 0) end
@@ -990,7 +980,7 @@ local Dropout = nn.class('Dropout', Module)
 function Dropout:__init(p, opt)
   Module.__init(self)
   local who = 'nn.Dropout'
-  opt = options(who, opt, {generator = false})
+  opt = util.options(opt, {generator = false}, who)
   self.p = check_number(who, 'p', p == nil and 0.5 or p, 0, 1, true)
   self.generator = check_generator(who, opt.generator)
 end

@@ -17,7 +17,6 @@ local util = require('agop.util')
 
 local optim = {}
 local fmt = string.format
-local options = nn._options
 
 local function check_number(who, what, v, lo, hi, open_lo, open_hi)
   if type(v) ~= 'number' or v ~= v or v < lo or v > hi or (open_lo and v == lo)
@@ -44,7 +43,7 @@ Schedule.__call = function(self, step, base) return self:lr(step, base) end
 local function make_schedule(kind, who, opt, defaults, f)
   defaults.lr = false
   defaults.warmup = 0
-  opt = options(who, opt, defaults)
+  opt = util.options(opt, defaults, who)
   if opt.lr then check_number(who, 'lr', opt.lr, 0, math.huge) end
   if type(opt.warmup) ~= 'number' or opt.warmup < 0 or opt.warmup ~= math.floor(opt.warmup)
   then
@@ -277,8 +276,8 @@ end
 --   step); g = nesterov and g + momentum * buf or buf; p = p - lr * g
 function optim.SGD(opt)
   local who = 'optim.SGD'
-  opt = options(who, opt, {lr = util.REQUIRED, momentum = 0, dampening = 0,
-                           weight_decay = 0, nesterov = false, schedule = false})
+  opt = util.options(opt, {lr = util.REQUIRED, momentum = 0, dampening = 0,
+                           weight_decay = 0, nesterov = false, schedule = false}, who)
   check_number(who, 'lr', opt.lr, 0, math.huge)
   check_number(who, 'momentum', opt.momentum, 0, 1, false, true)
   check_number(who, 'dampening', opt.dampening, 0, 1)
@@ -323,8 +322,8 @@ function optim._sgd_step(self, params, grads)
 end
 
 local function adam(kind, who, opt, decoupled)
-  opt = options(who, opt, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
-                           weight_decay = decoupled and 1e-2 or 0, schedule = false})
+  opt = util.options(opt, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
+                           weight_decay = decoupled and 1e-2 or 0, schedule = false}, who)
   check_number(who, 'lr', opt.lr, 0, math.huge)
   if type(opt.betas) ~= 'table' or #opt.betas ~= 2 then
     error(who .. ': betas must be a list of two numbers', 3)

@@ -54,28 +54,8 @@ local S = {
 }
 plot.style = S
 
-local NONE = setmetatable({}, {__tostring = function() return '<none>' end})
-
--- Checks opts against defaults (NONE: a known option without default); unknown keys are
--- errors that suggest the closest known one.
-local function options(opts, defaults, where)
-  if opts ~= nil and type(opts) ~= 'table' then
-    error(fmt('%s: options must be a table, got %s', where, type(opts)), 0)
-  end
-  local out = {}
-  for k, v in pairs(opts or {}) do
-    if defaults[k] == nil then
-      local near = type(k) == 'string' and util.closest(k, defaults)
-      error(fmt("%s: unknown option '%s'%s", where, tostring(k),
-        near and fmt(" (did you mean '%s'?)", near) or ''), 0)
-    end
-    out[k] = v
-  end
-  for k, v in pairs(defaults) do
-    if out[k] == nil and v ~= NONE then out[k] = v end
-  end
-  return out
-end
+local NONE = util.NONE -- a known option without default (util.options)
+local options = util.options
 
 local function fail(where, msg, ...) error(where .. ': ' .. fmt(msg, ...), 0) end
 
