@@ -13,6 +13,7 @@
 -- what a rule returns: the shape, and that every value is finite.
 local agop = require('agop')
 local util = require('agop.util')
+local check = require('agop.check')
 
 local init = {}
 local registry, order = {}, {}
@@ -82,9 +83,9 @@ function init.apply_layer(fn, name, entry, ctx)
       error(string.format("init: rule '%s' returned %s for layer %d (a tensor or nothing expected)",
         name, type(r), entry.layer), 0)
     end
-    if table.concat(r:size(), 'x') ~= table.concat(w:size(), 'x') then
+    if not check.same_size(r, w) then
       error(string.format("init: rule '%s' returned a %s tensor for layer %d, whose weight is %s",
-        name, table.concat(r:size(), 'x'), entry.layer, table.concat(w:size(), 'x')), 0)
+        name, check.shape(r), entry.layer, check.shape(w)), 0)
     end
     w:copy(r)
   end

@@ -26,6 +26,7 @@
 local agop = require('agop')
 local json = require('agop.json')
 local util = require('agop.util')
+local check = require('agop.check')
 
 local M = {}
 local sio = io -- Lua's io library (this module is agop.io)
@@ -54,12 +55,6 @@ local function read_head(where, path, n)
   f:close()
   if not size then fail(where, path, 'cannot determine the file size (not a regular file?)') end
   return head, size
-end
-
-local function shape_str(sizes)
-  local parts = {}
-  for i, s in ipairs(sizes) do parts[i] = tostring(s) end
-  return '(' .. table.concat(parts, ', ') .. ')'
 end
 
 -- The number of elements of a shape, or nil when the shape is too large: the product of
@@ -219,12 +214,12 @@ function M.load_npy(path)
   local numel = shape_numel(d.shape)
   if not numel then
     fail(where, path, fmt('shape %s is too large (limit: %d elements, a 0 counted as 1)',
-      shape_str(d.shape), MAXNUMEL))
+      check.sizes(d.shape), MAXNUMEL))
   end
   local need = pre + hlen + numel * dt[2]
   if need ~= size then
     fail(where, path, fmt('shape %s of %s needs %d bytes of data, the file holds %d',
-      shape_str(d.shape), d.descr, numel * dt[2], size - pre - hlen))
+      check.sizes(d.shape), d.descr, numel * dt[2], size - pre - hlen))
   end
   local ok, t = pcall(agop.read_raw, path, pre + hlen, dt[1], d.shape)
   if not ok then fail(where, path, t) end
@@ -325,7 +320,7 @@ function M.load_safetensors(path)
       local numel = shape_numel(e.shape)
       if not numel then
         bad(fmt('shape %s is too large (limit: %d elements, a 0 counted as 1)',
-          shape_str(e.shape), MAXNUMEL))
+          check.sizes(e.shape), MAXNUMEL))
       end
       local o = e.data_offsets
       if type(o) ~= 'table' or #o ~= 2 or not is_int(o[1]) or not is_int(o[2]) then
@@ -337,7 +332,7 @@ function M.load_safetensors(path)
       end
       if o[2] - o[1] ~= numel * esize then
         bad(fmt('shape %s of %s needs %d bytes, data_offsets [%d, %d] hold %d',
-          shape_str(e.shape), e.dtype, numel * esize, o[1], o[2], o[2] - o[1]))
+          check.sizes(e.shape), e.dtype, numel * esize, o[1], o[2], o[2] - o[1]))
       end
       entries[#entries + 1] = {name = name, dtype = e.dtype, shape = e.shape, b = o[1], e = o[2]}
     end

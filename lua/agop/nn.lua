@@ -15,6 +15,7 @@
 -- a Sequential prefixes the failing child ("Sequential[3] (nn.Conv2d): ...").
 local agop = require('agop')
 local util = require('agop.util')
+local check = require('agop.check')
 
 local nn = {}
 
@@ -49,7 +50,7 @@ end
 function nn.class(name, parent)
   assert(type(name) == 'string' and name ~= '', 'nn.class: name must be a non-empty string')
   if parent ~= nil and (type(parent) ~= 'table' or not rawget(parent, '__typename')) then
-    error('nn.class: parent of ' .. name .. ' must be a class made by nn.class', 2)
+    error('nn.class: parent of ' .. name .. ' must be a class made by nn.class', 0)
   end
   local typename = name:find('.', 1, true) and name or 'nn.' .. name
   local cls = {__typename = typename, __parent = parent}
@@ -80,56 +81,15 @@ end
 -- helpers
 ---------------------------------------------------------------------------------------
 
-local function shape(t)
-  if not agop.is_tensor(t) then return type(t) end
-  local s = t:size()
-  if #s == 0 then return 'scalar' end
-  return table.concat(s, 'x')
-end
-nn._shape = shape
-
-local function same_size(a, b)
-  local sa, sb = a:size(), b:size()
-  if #sa ~= #sb then return false end
-  for i = 1, #sa do if sa[i] ~= sb[i] then return false end end
-  return true
-end
-
-local function check_tensor(who, what, t)
-  if not agop.is_tensor(t) then
-    error(fmt('%s: %s must be a tensor, got %s', who, what, type(t)), 0)
-  end
-  return t
-end
-
-local function check_int(who, what, v, lo, hi)
-  if type(v) ~= 'number' or v ~= v or v ~= floor(v) or v < lo or (hi and v > hi) then
-    error(fmt('%s: %s must be an integer in [%d, %s], got %s', who, what, lo,
-              hi and tostring(hi) or 'inf', tostring(v)), 0)
-  end
-  return floor(v)
-end
-
-local function check_number(who, what, v, lo, hi, open_hi)
-  if type(v) ~= 'number' or v ~= v or v < lo or v > hi or (open_hi and v == hi) then
-    error(fmt('%s: %s must be a number in [%g, %g%s, got %s', who, what, lo, hi,
-              open_hi and ')' or ']', tostring(v)), 0)
-  end
-  return v
-end
+-- the checks of agop.check, under local names (one policy: "nn.Type: ...", level 0)
+local shape, same_size = check.shape, check.same_size
+local check_tensor, check_int, check_number = check.tensor, check.int, check.number
+local check_generator = check.generator
 
 -- Fills t in place with U(lo, hi) drawn from gen (or the default generator).
 local function uniform_(t, lo, hi, gen) return t:uniform_(lo, hi, gen) end
 local function normal_(t, mean, std, gen) return t:normal_(mean, std, gen) end
 nn._uniform_, nn._normal_ = uniform_, normal_
-
-local function check_generator(who, g)
-  if g == false or g == nil then return nil end
-  if type(g) ~= 'userdata' or agop.is_tensor(g) then
-    error(fmt('%s: generator must be an agop.Generator, got %s', who, type(g)), 0)
-  end
-  return g
-end
 
 ---------------------------------------------------------------------------------------
 -- nn.Module
@@ -178,7 +138,7 @@ function Module:_check_backward(input, gradOutput)
     for i = 1, #s do ok = ok and s[i] == self._input_size[i] end
     if not ok then
       error(fmt('%s: backward input is %s but forward saw %s', who, shape(input),
-                table.concat(self._input_size, 'x')), 0)
+                check.sizes(self._input_size)), 0)
     end
   end
   if not same_size(gradOutput, self.output) then
@@ -428,11 +388,11 @@ end
 function Sequential:add(m)
   if not nn.is_a(m, Module) then
     error(fmt('%s:add: expected an nn module, got %s', nn.typename(self),
-              nn.typename(m) or type(m)), 2)
+              nn.typename(m) or type(m)), 0)
   end
   if self._flat or self._flat_owner then
     error(nn.typename(self) .. ':add: the model is flattened; add modules before '
-          .. 'flatten_parameters()', 2)
+          .. 'flatten_parameters()', 0)
   end
   self.modules[#self.modules + 1] = m
   return self
@@ -595,10 +555,10 @@ end
 function nn.set_conv_backend(name)
   if not conv_backends[name] then
     error(fmt("nn.set_conv_backend: expected 'auto', 'dnnl' or 'im2col', got %s",
-              tostring(name)), 2)
+              tostring(name)), 0)
   end
   if name == 'dnnl' and not agop.have_dnnl() then
-    error('nn.set_conv_backend: this agoplua was built without oneDNN (make DNNL=1)', 2)
+    error('nn.set_conv_backend: this agoplua was built without oneDNN (make DNNL=1)', 0)
   end
   local old = conv_backend
   conv_backend = name
@@ -981,7 +941,7 @@ function Dropout:__init(p, opt)
   Module.__init(self)
   local who = 'nn.Dropout'
   opt = util.options(opt, {generator = false}, who)
-  self.p = check_number(who, 'p', p == nil and 0.5 or p, 0, 1, true)
+  self.p = check_number(who, 'p', p == nil and 0.5 or p, 0, 1, false, true)
   self.generator = check_generator(who, opt.generator)
 end
 
@@ -1087,7 +1047,7 @@ function CrossEntropyLoss:updateGradInput(logits, labels)
   local s = logits:size()
   if s[1] ~= self._logits_size[1] or s[2] ~= self._logits_size[2] then
     error(fmt('%s: backward logits are %s but forward saw %s', who, shape(logits),
-              table.concat(self._logits_size, 'x')), 0)
+              check.sizes(self._logits_size)), 0)
   end
   self.gradInput = self._grad
   return self.gradInput

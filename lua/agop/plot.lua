@@ -25,6 +25,7 @@
 -- ("plot.heatmap: unknown option 'cmapp' (did you mean 'cmap'?)").
 local agop = require('agop')
 local util = require('agop.util')
+local check = require('agop.check')
 
 local plot = {}
 
@@ -92,12 +93,6 @@ local function to_array(v, where, what)
     out[i] = x
   end
   return out
-end
-
-local function shape_str(t)
-  local s = t:size()
-  if #s == 0 then return 'scalar' end
-  return table.concat(s, 'x')
 end
 
 local function text_w(s, scale)
@@ -428,9 +423,9 @@ function kinds.heatmap(M, opts, where)
   where = where or 'plot.heatmap'
   local o = options(opts, heatmap_defaults, where)
   if not agop.is_tensor(M) then fail(where, 'M must be a 2-D tensor, got %s', type(M)) end
-  if M:dim() ~= 2 then fail(where, 'M must be a 2-D tensor (rows x cols), got %s', shape_str(M)) end
+  if M:dim() ~= 2 then fail(where, 'M must be a 2-D tensor (rows x cols), got %s', check.shape(M)) end
   local rows, cols = M:size(1), M:size(2)
-  if rows == 0 or cols == 0 then fail(where, 'cannot draw the empty %s matrix', shape_str(M)) end
+  if rows == 0 or cols == 0 then fail(where, 'cannot draw the empty %s matrix', check.shape(M)) end
   check_type(where, 'title', o.title, 'string')
   check_type(where, 'xlabel', o.xlabel, 'string')
   check_type(where, 'ylabel', o.ylabel, 'string')
@@ -625,9 +620,9 @@ function kinds.images(list, opts, where)
     if not agop.is_tensor(t) then fail(where, 'image %d is a %s, expected a tensor', i, type(t)) end
     local d = t:dim()
     if not (d == 2 or (d == 3 and (t:size(1) == 1 or t:size(1) == 3))) then
-      fail(where, 'image %d must be HxW or (1 or 3)xHxW, got %s', i, shape_str(t))
+      fail(where, 'image %d must be HxW or (1 or 3)xHxW, got %s', i, check.shape(t))
     end
-    if t:numel() == 0 then fail(where, 'image %d is empty (%s)', i, shape_str(t)) end
+    if t:numel() == 0 then fail(where, 'image %d is empty (%s)', i, check.shape(t)) end
     local h, w = t:size(d - 1), t:size(d)
     maxh, maxw = max(maxh, h), max(maxw, w)
     local lo, hi, nf = agop.finite_range(t)
@@ -677,7 +672,7 @@ function kinds.images(list, opts, where)
   local spec = {kind = 'images', default_size = {fig_w, nrows * cell_h + title_h + 16}}
   function spec.describe()
     local shapes = {}
-    for i, im in ipairs(imgs) do shapes[i] = shape_str(im.t) end
+    for i, im in ipairs(imgs) do shapes[i] = check.shape(im.t) end
     return {kind = 'images', title = o.title, count = n, cols = ncols, shapes = shapes,
       cmap = o.cmap, normalize = o.normalize, titles = o.titles}
   end
@@ -1634,9 +1629,9 @@ function plot.show(M, opts)
   elseif d == 3 and (M:size(1) == 1 or M:size(1) == 3) then
     if M:size(1) == 1 then M = M:reshape(M:size(2), M:size(3)) end
   elseif d ~= 2 then
-    fail(where, 'expected a matrix, a vector or a (1|3)xHxW image, got %s', shape_str(M))
+    fail(where, 'expected a matrix, a vector or a (1|3)xHxW image, got %s', check.shape(M))
   end
-  local shape = shape_str(M)
+  local shape = check.shape(M)
   if M:numel() == 0 then
     out[1] = fmt('%s tensor (empty)\n', shape)
     return done()
