@@ -95,6 +95,16 @@ function init.apply_layer(fn, name, entry, ctx)
   if entry.module.bias and ctx.bias ~= 'keep' then entry.module.bias:zero() end
 end
 
+--- Applies `rule` (a name) to one module with a weight (a conv or linear layer): how nn's
+--- layers and models take their initial weights. ctx = {generator = g or nil (the
+--- default generator)}; the rule's draws are exactly those init.apply would make.
+function init.module(m, rule, ctx)
+  ctx = ctx or {}
+  local kind = m.weight:dim() == 2 and 'linear' or 'conv'
+  init.apply_layer(init.get(rule), rule, {module = m, kind = kind, layer = ctx.layer or 1}, ctx)
+  return m
+end
+
 --- Applies `rule` (a name, or a function) to every conv layer of `model` (and its linear
 --- layers with opts.linear). ctx.generator defaults to agop.Generator(ctx.seed or 0).
 --- Biases are set to 0 unless ctx.bias == 'keep'. Returns the model.
@@ -245,6 +255,10 @@ init.register('torch_default', function(w, info, ctx)
   ctx.bias = 'keep'
   return w
 end, "PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias")
+
+init.register('vgg_kaiming', function(w, info, ctx)
+  return w:normal_(0, math.sqrt(2 / info.fan_in), ctx.generator)
+end, "models.vgg11's init = 'kaiming': N(0, 2 / fan_in) (std as sqrt(2 / fan_in)), bias 0")
 
 -- ------------------------------------------------------------------------------------
 -- covariance rules: each filter (row) drawn i.i.d. from N(0, Σ), Σ = scale · V f(Λ) Vᵀ

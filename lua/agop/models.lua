@@ -12,6 +12,7 @@
 local nn = require('agop.nn')
 local util = require('agop.util')
 local check = require('agop.check')
+local init = require('agop.init')
 
 local models = {}
 local fmt = string.format
@@ -43,13 +44,6 @@ end
 local VGG_CONFIGS = {
   vgg11 = {64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'},
 }
-
--- Kaiming-normal (fan_in, ReLU gain): N(0, 2 / fan_in), bias 0.
-local function kaiming_normal(conv, gen)
-  local fan_in = conv.in_channels * conv.kernel_size * conv.kernel_size
-  conv.weight:normal_(0, math.sqrt(2 / fan_in), gen)
-  if conv.bias then conv.bias:zero() end
-end
 
 local MAXNUMEL = 1 << 40 -- AG_MAXNUMEL: no tensor may be larger
 
@@ -164,7 +158,7 @@ local function build_vgg(arch, opt)
       features:add(nn.MaxPool2d(2, {stride = 2}))
     elseif l[1] == 'conv' then
       local conv = nn.Conv2d(l[2], l[3], l[4], {padding = l[4] // 2, generator = gen})
-      if opt.init == 'kaiming' then kaiming_normal(conv, gen) end
+      if opt.init == 'kaiming' then init.module(conv, 'vgg_kaiming', {generator = gen}) end
       features:add(conv)
     elseif l[1] == 'bn' then
       features:add(nn.BatchNorm2d(l[2]))

@@ -16,6 +16,7 @@
 local agop = require('agop')
 local util = require('agop.util')
 local check = require('agop.check')
+local init = require('agop.init')
 
 local nn = {}
 
@@ -85,11 +86,6 @@ end
 local shape, same_size = check.shape, check.same_size
 local check_tensor, check_int, check_number = check.tensor, check.int, check.number
 local check_generator = check.generator
-
--- Fills t in place with U(lo, hi) drawn from gen (or the default generator).
-local function uniform_(t, lo, hi, gen) return t:uniform_(lo, hi, gen) end
-local function normal_(t, mean, std, gen) return t:normal_(mean, std, gen) end
-nn._uniform_, nn._normal_ = uniform_, normal_
 
 ---------------------------------------------------------------------------------------
 -- nn.Module
@@ -490,12 +486,10 @@ end
 -- layers
 ---------------------------------------------------------------------------------------
 
--- PyTorch's default for conv and linear layers: kaiming_uniform(a = sqrt(5)) for the
--- weight, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias.
-local function default_init(self, fan_in, gen)
-  local bound = fan_in > 0 and 1 / sqrt(fan_in) or 0
-  uniform_(self.weight, -bound, bound, gen)
-  if self.bias then uniform_(self.bias, -bound, bound, gen) end
+-- PyTorch's default for conv and linear layers, from the init registry: weight and bias
+-- U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform(a = sqrt(5)) gives this bound).
+local function default_init(self, _, gen)
+  init.module(self, 'torch_default', {generator = gen})
 end
 
 local function check_input(who, x, dim, what)
