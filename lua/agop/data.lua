@@ -170,6 +170,36 @@ function data.load(name, split, opts)
   }
 end
 
+--- The one batching iterator: for b, idx, m, nb in data.batch_indices(n, 64, opts) do ...
+--- Batch b (from opts.from, default 1, to nb) covers positions (b-1)*batch_size+1 ..
+--- +m of `order` (a permutation of 1..n, e.g. gen:permutation(n); default the identity);
+--- idx lists the items of those positions this rank takes (opts.rank, opts.size: its
+--- dist.shard of the batch, all of it by default; it may be empty). drop_last leaves out
+--- a last partial batch. data.batches and train.fit both iterate with it.
+function data.batch_indices(n, batch_size, opts)
+  local o = util.options(opts, {order = util.NONE, from = 1, drop_last = false, rank = 0,
+    size = 1}, 'data.batch_indices')
+  local order = o.order
+  local nb = o.drop_last and n // batch_size or (n + batch_size - 1) // batch_size
+  local b = o.from - 1
+  return function()
+    b = b + 1
+    if b > nb then return nil end
+    local i0 = (b - 1) * batch_size
+    local m = math.min(batch_size, n - i0)
+    local first, mr = 1, m
+    if o.size > 1 then first, mr = require('agop.dist').shard(m, o.rank, o.size) end
+    local idx
+    if order then
+      idx = table.move(order, i0 + first, i0 + first + mr - 1, 1, {})
+    else
+      idx = {}
+      for k = 1, mr do idx[k] = i0 + first + k - 1 end
+    end
+    return b, idx, m, nb
+  end
+end
+
 --- Iterates over mini-batches of a set: for x, y, i, nb in data.batches(set, 64) do ...
 function data.batches(set, batch_size, opts)
   if type(set) ~= 'table' or not agop.is_tensor(set.images) or not agop.is_tensor(set.labels) then
@@ -191,20 +221,10 @@ function data.batches(set, batch_size, opts)
     local g = o.generator or agop.default_generator()
     order = g:permutation(n)
   end
-  local nb = o.drop_last and n // batch_size or (n + batch_size - 1) // batch_size
-  local b = 0
+  local next_batch = data.batch_indices(n, batch_size, {order = order, drop_last = o.drop_last})
   return function()
-    b = b + 1
-    if b > nb then return nil end
-    local first = (b - 1) * batch_size + 1
-    local m = math.min(batch_size, n - first + 1)
-    local idx
-    if order then
-      idx = table.move(order, first, first + m - 1, 1, {})
-    else
-      idx = {}
-      for k = 1, m do idx[k] = first + k - 1 end
-    end
+    local b, idx, _, nb = next_batch()
+    if not b then return nil end
     return set.images:index_select(1, idx), set.labels:index_select(1, idx), b, nb
   end
 end

@@ -15,6 +15,7 @@ local util = require('agop.util')
 local optim = require('agop.optim')
 local json = require('agop.json')
 local dist = require('agop.dist')
+local data = require('agop.data')
 
 local train = {}
 
@@ -273,15 +274,14 @@ function train.fit(model, train_set, test_set, opts)
     local win_loss, win_correct, win_n, win_t = 0, 0, 0, t0
     local ep_loss, ep_correct, ep_n = 0, 0, 0
     local ok, err = pcall(function()
-      for b = st.batch + 1, nb do
+      -- idx: this rank's images of the batch (all of them on one process)
+      for b, idx, m in data.batch_indices(n, bs, {order = perm, from = st.batch + 1,
+                                                  rank = rank, size = size}) do
         if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
-        local i0 = (b - 1) * bs
-        local m = math.min(bs, n - i0)
-        local first, mr = dist.shard(m, rank, size) -- this rank's images of the batch
+        local mr = #idx
         model:zeroGrad()
         local loss, correct = 0, 0
         if mr > 0 then
-          local idx = table.move(perm, i0 + first, i0 + first + mr - 1, 1, {})
           local x = train_set.images:index_select(1, idx)
           local y = train_set.labels:index_select(1, idx)
           local out = model:forward(x)
