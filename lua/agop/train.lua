@@ -216,10 +216,74 @@ local function apply_checkpoint(ck, params, opt, shuffle)
   return ck.st
 end
 
-local function progress_line(cfg, st, nb, loss, acc, rate, eta)
-  io.stdout:write(string.format('\r  epoch %d/%d  batch %d/%d  loss %.4f  acc %5.1f%%  %.0f img/s  ETA %s   ',
-    st.epoch, cfg.epochs, st.batch, nb, loss, 100 * acc, rate, util.duration(eta)))
-  io.stdout:flush()
+-- Progress on standard output: a line redrawn in place on a terminal, every tenth of an
+-- epoch in a log, and one summary line per epoch. Silent with cfg.quiet.
+local Progress = {}
+Progress.__index = Progress
+
+local function new_progress(cfg, nb, bs)
+  local tty = cfg.progress == true or (cfg.progress == 'auto' and agop.isatty(1))
+  return setmetatable({cfg = cfg, nb = nb, bs = bs, tty = tty and not cfg.quiet,
+    quiet = cfg.quiet}, Progress)
+end
+
+-- after batch b of the epoch; ep = the epoch's running sums, t0 its start, now the time
+function Progress:batch(st, b, ep, t0, now)
+  local cfg, nb = self.cfg, self.nb
+  if self.quiet then return end
+  local rate = ep.n / math.max(now - t0, 1e-9)
+  local eta = ((nb - b) + (cfg.epochs - st.epoch) * nb) * self.bs / rate
+  if self.tty then
+    io.stdout:write(string.format('\r  epoch %d/%d  batch %d/%d  loss %.4f  acc %5.1f%%  %.0f img/s  ETA %s   ',
+      st.epoch, cfg.epochs, b, nb, ep.loss / ep.n, 100 * ep.correct / ep.n, rate, util.duration(eta)))
+    io.stdout:flush()
+  elseif nb >= 50 and b % (nb // 10) == 0 and b < nb then -- in a log: every tenth
+    print(string.format('  epoch %d/%d  batch %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s',
+      st.epoch, cfg.epochs, b, nb, ep.loss / ep.n, 100 * ep.correct / ep.n, rate,
+      util.duration(eta)))
+    io.stdout:flush()
+  end
+end
+
+-- ends the redrawn line (before an error or the epoch's summary)
+function Progress:break_line()
+  if self.tty then io.stdout:write('\n') end
+end
+
+function Progress:epoch(st, ep, acc, epoch_seconds)
+  self:break_line()
+  if self.quiet then return end
+  print(string.format('epoch %d/%d: loss %.4f  train acc %.2f%%  test acc %s  %.0f img/s  %s',
+    st.epoch, self.cfg.epochs, ep.n > 0 and ep.loss / ep.n or 0 / 0,
+    ep.n > 0 and 100 * ep.correct / ep.n or 0,
+    acc and string.format('%.2f%%', 100 * acc) or '-', ep.n / math.max(epoch_seconds, 1e-9),
+    util.duration(st.seconds)))
+end
+
+-- One optimizer step on this rank's images idx of a batch of m: forward, backward, (the
+-- gradients summed over ranks), the update. Returns the batch's mean loss and the number
+-- of correct predictions (over all ranks).
+local function train_step(model, set, idx, m, params, grads, opt, size)
+  local mr = #idx
+  model:zeroGrad()
+  local loss, correct = 0, 0
+  if mr > 0 then
+    local x = set.images:index_select(1, idx)
+    local y = set.labels:index_select(1, idx)
+    local out = model:forward(x)
+    local gout
+    loss, gout = agop.cross_entropy(out, y)
+    -- the shard's mean loss weighs mr/m in the batch's: summed gradients = 1 rank's
+    if size > 1 then gout:mul_(mr / m) end
+    model:backward(x, gout)
+    correct = train.count_correct(out, y)
+  end
+  if size > 1 then -- one allreduce of the flat gradient buffer per step
+    dist.allreduce(grads)
+    local sum = dist.allreduce({loss * mr, correct})
+    loss, correct = sum[1] / m, sum[2]
+  end
+  return loss, correct
 end
 
 --- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
@@ -243,7 +307,7 @@ function train.fit(model, train_set, test_set, opts)
   local params, grads = model:flatten_parameters()
   local opt = make_optimizer(cfg, total)
   local shuffle = agop.Generator(cfg.seed)
-  local tty = cfg.progress == true or (cfg.progress == 'auto' and agop.isatty(1))
+  local progress = new_progress(cfg, nb, bs)
   local ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil
   if ckpt and rank == 0 then util.mkdir(cfg.out) end
 
@@ -265,73 +329,50 @@ function train.fit(model, train_set, test_set, opts)
     end
   end
 
+  -- the batches of one epoch from st.batch + 1; ep collects the epoch's sums
+  local function run_epoch(perm, ep, t0)
+    local seconds0 = st.seconds
+    local win = {loss = 0, correct = 0, n = 0, t = t0}
+    -- idx: this rank's images of the batch (all of them on one process)
+    for b, idx, m in data.batch_indices(n, bs, {order = perm, from = st.batch + 1,
+                                                rank = rank, size = size}) do
+      if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
+      local loss, correct = train_step(model, train_set, idx, m, params, grads, opt, size)
+      if loss ~= loss or loss == math.huge or loss == -math.huge then
+        error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
+          tostring(loss), st.step + 1, st.epoch, b, last_good), 0)
+      end
+      local lr = opt:get_lr()
+      opt:step(params, grads)
+      st.step, st.batch, st.images = st.step + 1, b, st.images + m
+      for _, w in ipairs({win, ep}) do
+        w.loss, w.correct, w.n = w.loss + loss * m, w.correct + correct, w.n + m
+      end
+      local now = agop.time()
+      st.seconds = seconds0 + (now - t0)
+      if cfg.on_step then cfg.on_step(st.step, loss, st) end
+      if st.step % cfg.log_every == 0 then
+        st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win.loss / win.n,
+          train_acc = win.correct / win.n, lr = lr, seconds = st.seconds,
+          img_s = win.n / math.max(now - win.t, 1e-9)}
+        win.loss, win.correct, win.n, win.t = 0, 0, 0, now
+      end
+      progress:batch(st, b, ep, t0, now)
+    end
+  end
+
   model:train()
   while st.epoch <= cfg.epochs and (cfg.max_steps == 0 or st.step < cfg.max_steps) do
     local epoch_state = shuffle:get_state()
     local perm = shuffle:permutation(n)
     local t0 = agop.time()
-    local seconds0 = st.seconds
-    local win_loss, win_correct, win_n, win_t = 0, 0, 0, t0
-    local ep_loss, ep_correct, ep_n = 0, 0, 0
-    local ok, err = pcall(function()
-      -- idx: this rank's images of the batch (all of them on one process)
-      for b, idx, m in data.batch_indices(n, bs, {order = perm, from = st.batch + 1,
-                                                  rank = rank, size = size}) do
-        if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
-        local mr = #idx
-        model:zeroGrad()
-        local loss, correct = 0, 0
-        if mr > 0 then
-          local x = train_set.images:index_select(1, idx)
-          local y = train_set.labels:index_select(1, idx)
-          local out = model:forward(x)
-          local gout
-          loss, gout = agop.cross_entropy(out, y)
-          -- the shard's mean loss weighs mr/m in the batch's: summed gradients = 1 rank's
-          if size > 1 then gout:mul_(mr / m) end
-          model:backward(x, gout)
-          correct = train.count_correct(out, y)
-        end
-        if size > 1 then -- one allreduce of the flat gradient buffer per step
-          dist.allreduce(grads)
-          local sum = dist.allreduce({loss * mr, correct})
-          loss, correct = sum[1] / m, sum[2]
-        end
-        if loss ~= loss or loss == math.huge or loss == -math.huge then
-          error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
-            tostring(loss), st.step + 1, st.epoch, b, last_good), 0)
-        end
-        local lr = opt:get_lr()
-        opt:step(params, grads)
-        st.step, st.batch, st.images = st.step + 1, b, st.images + m
-        win_loss, win_correct, win_n = win_loss + loss * m, win_correct + correct, win_n + m
-        ep_loss, ep_correct, ep_n = ep_loss + loss * m, ep_correct + correct, ep_n + m
-        local now = agop.time()
-        st.seconds = seconds0 + (now - t0)
-        if cfg.on_step then cfg.on_step(st.step, loss, st) end
-        if st.step % cfg.log_every == 0 then
-          st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win_loss / win_n,
-            train_acc = win_correct / win_n, lr = lr, seconds = st.seconds,
-            img_s = win_n / math.max(now - win_t, 1e-9)}
-          win_loss, win_correct, win_n, win_t = 0, 0, 0, now
-        end
-        if not cfg.quiet then
-          local rate = ep_n / math.max(now - t0, 1e-9)
-          local left = (nb - b) + (cfg.epochs - st.epoch) * nb
-          if tty then
-            progress_line(cfg, st, nb, ep_loss / ep_n, ep_correct / ep_n, rate, left * bs / rate)
-          elseif nb >= 50 and b % (nb // 10) == 0 and b < nb then -- in a log: every tenth
-            print(string.format('  epoch %d/%d  batch %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s',
-              st.epoch, cfg.epochs, b, nb, ep_loss / ep_n, 100 * ep_correct / ep_n, rate,
-              util.duration(left * bs / rate)))
-            io.stdout:flush()
-          end
-        end
-      end
-    end)
+    local ep = {loss = 0, correct = 0, n = 0}
+    -- Ctrl-C is told from other errors by the host's count of them, not by the message
+    local interrupts = agop.interrupts()
+    local ok, err = pcall(run_epoch, perm, ep, t0)
     if not ok then
-      if tty and not cfg.quiet then io.stdout:write('\n') end
-      if tostring(err):find('interrupted') then
+      progress:break_line()
+      if agop.interrupts() ~= interrupts then
         checkpoint(epoch_state)
         if ckpt and not cfg.quiet then
           print(string.format('train: interrupted at step %d; checkpoint written to %s (resume with --resume)', st.step, ckpt))
@@ -344,16 +385,10 @@ function train.fit(model, train_set, test_set, opts)
     local acc = test_set and train.evaluate(model, test_set, cfg.eval_batch) or nil
     st.test_acc[#st.test_acc + 1] = acc or -1
     st.log[#st.log + 1] = {epoch = st.epoch, step = st.step,
-      loss = ep_n > 0 and ep_loss / ep_n or nil, train_acc = ep_n > 0 and ep_correct / ep_n or nil,
+      loss = ep.n > 0 and ep.loss / ep.n or nil, train_acc = ep.n > 0 and ep.correct / ep.n or nil,
       test_acc = acc, lr = opt:get_lr(), seconds = st.seconds,
-      img_s = ep_n / math.max(epoch_seconds, 1e-9)}
-    if tty and not cfg.quiet then io.stdout:write('\n') end
-    if not cfg.quiet then
-      print(string.format('epoch %d/%d: loss %.4f  train acc %.2f%%  test acc %s  %.0f img/s  %s',
-        st.epoch, cfg.epochs, ep_n > 0 and ep_loss / ep_n or 0 / 0, ep_n > 0 and 100 * ep_correct / ep_n or 0,
-        acc and string.format('%.2f%%', 100 * acc) or '-', ep_n / math.max(epoch_seconds, 1e-9),
-        util.duration(st.seconds)))
-    end
+      img_s = ep.n / math.max(epoch_seconds, 1e-9)}
+    progress:epoch(st, ep, acc, epoch_seconds)
     st.epoch, st.batch = st.epoch + 1, 0
     checkpoint(shuffle:get_state())
     if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
