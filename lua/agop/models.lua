@@ -239,7 +239,7 @@ function models.save(model, path, metadata)
   meta.format = 'agoplua'
   meta.arch = tostring(model.config.arch)
   meta.config = json.encode(model.config)
-  require('agop.io').save_safetensors(path, model:state_dict(), meta)
+  require('agop.files').save_safetensors(path, model:state_dict(), meta)
   return path
 end
 
@@ -250,7 +250,7 @@ end
 function VGG:save(path, metadata) return models.save(self, path, metadata) end
 
 function models.load(path, config)
-  local tensors, meta = require('agop.io').load_safetensors(path)
+  local tensors, meta = require('agop.files').load_safetensors(path)
   if config == nil then
     if type(meta.config) ~= 'string' then
       error(fmt("models.load: %s has no agoplua config in its metadata; pass one: "

@@ -5,7 +5,7 @@ local agop = require('agop')
 local util = require('agop.util')
 local json = require('agop.json')
 local check = require('agop.check')
-local files = require('agop.io')
+local files = require('agop.files')
 
 local report = {}
 

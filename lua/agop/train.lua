@@ -114,7 +114,7 @@ local function save_checkpoint(path, params, opt, st, shuffle_state)
     optimizer = json.encode({kind = ostate.kind, step = ostate.step, buffers = bufnames}),
     log = json.encode(st.log), test_acc = json.encode(st.test_acc),
   }
-  require('agop.io').save_safetensors(path, tensors, meta)
+  require('agop.files').save_safetensors(path, tensors, meta)
 end
 
 -- Reads and checks a whole checkpoint against this run (params, optimizer, nb batches an
@@ -124,7 +124,7 @@ local function read_checkpoint(path, params, opt, cfg, nb, bs)
   local function bad(msg, ...)
     error(string.format('train: cannot resume from %s: ' .. msg, path, ...), 0)
   end
-  local ok, tensors, meta = pcall(require('agop.io').load_safetensors, path)
+  local ok, tensors, meta = pcall(require('agop.files').load_safetensors, path)
   if not ok then bad('%s', tensors) end
   if meta.format ~= 'agoplua-checkpoint-1' then bad('not an agoplua checkpoint') end
   for _, k in ipairs({'epoch', 'batch', 'step', 'images', 'seconds', 'rng_shuffle',

@@ -145,7 +145,7 @@ end
 -- naming it, and the model, the default generator and the output folder stay exactly
 -- as they were (byte for byte).
 function TestTrain:test_a_bad_checkpoint_changes_nothing()
-  local nn, train, io_ = require('agop.nn'), require('agop.train'), require('agop.io')
+  local nn, train, files = require('agop.nn'), require('agop.train'), require('agop.files')
   local function net()
     return nn.Sequential():add(nn.Flatten()):add(nn.Linear(64, 10, {generator = agop.Generator(2)}))
   end
@@ -156,7 +156,7 @@ function TestTrain:test_a_bad_checkpoint_changes_nothing()
   local opts = {epochs = 1, batch = 20, lr = 0.05, out = d, quiet = true}
   train.fit(net(), set, nil, opts)
   local ckpt = d .. '/checkpoint.safetensors'
-  local good_t, good_meta, names = io_.load_safetensors(ckpt)
+  local good_t, good_meta, names = files.load_safetensors(ckpt)
   lu.assertNotNil(good_t['opt.momentum'])
   local function folder()
     local files = {}
@@ -202,7 +202,7 @@ function TestTrain:test_a_bad_checkpoint_changes_nothing()
     for name, t in pairs(repl) do
       if t and not good_t[name] then list[#list + 1] = {name = name, tensor = t} end
     end
-    io_.save_safetensors(ckpt, list, meta)
+    files.save_safetensors(ckpt, list, meta)
     local before_files, m = folder(), net()
     local before_params = m:flatten_parameters():clone()
     local before_rng = agop.default_generator():get_state()
@@ -216,7 +216,7 @@ function TestTrain:test_a_bad_checkpoint_changes_nothing()
     lu.assertEquals(folder(), before_files, 'case ' .. i .. ': the folder changed')
   end
   -- the good checkpoint resumes
-  io_.save_safetensors(ckpt, (function()
+  files.save_safetensors(ckpt, (function()
     local l = {} for _, n in ipairs(names) do l[#l + 1] = {name = n, tensor = good_t[n]} end return l
   end)(), good_meta)
   local r = train.fit(net(), set, nil, {epochs = 2, batch = 20, lr = 0.05, out = d, quiet = true,
