@@ -109,7 +109,7 @@ save('lines_log', plot.lines{series = {
   xlabel = 'epoch', ylabel = 'loss', title = 'Training loss (log scale)', logy = true, grid = true},
   'the same curves on a log y axis with markers and grid')
 
--- Table 1 of the seed study (DESIGN.md section 3), as grouped bars with value labels.
+-- Table 1 of the seed study (report.seed_table1), as grouped bars with value labels.
 local layers = {}
 for l = 1, 8 do layers[l] = 'conv' .. l end
 save('bars', plot.bars{groups = layers, series = {
@@ -140,7 +140,7 @@ local run = {
   out = opt.out,
   figures = figures,
   seconds = (agop.time and agop.time() or os.clock()) - t0,
-  note = 'synthetic data; the bars repeat the reference Table 1 of DESIGN.md section 3',
+  note = 'synthetic data; the bars repeat the seed study\'s Table 1 (report.seed_table1)',
 }
 json.write(opt.out .. '/run.json', run, {pretty = true})
 print('wrote ' .. opt.out .. '/run.json')

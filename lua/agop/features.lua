@@ -1,4 +1,4 @@
--- agop.features: the feature matrices of conv layers (DESIGN.md section 3).
+-- agop.features: the feature matrices of conv layers (README: "Feature matrices").
 --
 --   features.nfm(conv)                       -- CNFM W^T W (d x d), conv an nn.Conv2d or a
 --                                            -- weight tensor (c_out, c_in, k, k)

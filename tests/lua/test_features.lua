@@ -8,8 +8,8 @@
 -- gradient of every logit f_c with respect to that patch is taken by central
 -- differences on each of the d patch entries (the nets are piecewise linear, so central
 -- differences are exact up to rounding away from kinks), and
--- G_l = (1/n) sum_x sum_c sum_ij grad grad^T is summed in double, exactly as DESIGN.md
--- section 3 defines it. Nothing of the fast path (W^T g, S, syrk) is used.
+-- G_l = (1/n) sum_x sum_c sum_ij grad grad^T is summed in double, exactly as the README
+-- ("Feature matrices") defines it. Nothing of the fast path (W^T g, S, syrk) is used.
 local lu = require('luaunit')
 local agop = require('agop')
 local nn = require('agop.nn')
