@@ -45,10 +45,10 @@ end
 -- the first n bytes of a file and its size; errors name where
 local function read_head(where, path, n)
   if type(path) ~= 'string' then
-    error(fmt('%s: path must be a string, got %s', where, type(path)), 3)
+    error(fmt('%s: path must be a string, got %s', where, type(path)), 0)
   end
   local f, err = io.open(path, 'rb')
-  if not f then error(fmt('%s: %s', where, err), 3) end
+  if not f then error(fmt('%s: %s', where, err), 0) end
   local size = f:seek('end')
   f:seek('set', 0)
   local head = f:read(n) or ''
@@ -69,9 +69,9 @@ local function shape_numel(shape)
   return numel
 end
 
-local function check_tensor(where, t, what, level)
+local function check_tensor(where, t, what)
   if not agop.is_tensor(t) then
-    error(fmt('%s: %s must be an agop.Tensor, got %s', where, what, type(t)), level or 4)
+    error(fmt('%s: %s must be an agop.Tensor, got %s', where, what, type(t)), 0)
   end
 end
 
@@ -230,13 +230,13 @@ end
 --- or float64 ('f8'); atomically.
 function files.save_npy(path, t, opts)
   local where = 'save_npy'
-  if type(path) ~= 'string' then error(where .. ': path must be a string', 2) end
-  check_tensor(where, t, 'the tensor', 3)
+  if type(path) ~= 'string' then error(where .. ': path must be a string', 0) end
+  check_tensor(where, t, 'the tensor')
   local dtype = util.options(opts, {dtype = 'f4'}, where).dtype
   local map = {f4 = {'<f4', 'F32'}, f8 = {'<f8', 'F64'}, ['<f4'] = {'<f4', 'F32'},
     ['<f8'] = {'<f8', 'F64'}, float32 = {'<f4', 'F32'}, float64 = {'<f8', 'F64'}}
   local d = map[dtype]
-  if not d then error(fmt("%s: dtype must be 'f4' or 'f8', got %s", where, tostring(dtype)), 2) end
+  if not d then error(fmt("%s: dtype must be 'f4' or 'f8', got %s", where, tostring(dtype)), 0) end
   local sizes = t:size()
   local dims = {}
   for i, s in ipairs(sizes) do dims[i] = tostring(s) end
@@ -370,27 +370,27 @@ end
 local function tensor_list(where, tensors)
   if type(tensors) ~= 'table' then
     error(fmt('%s: tensors must be a map name -> tensor or a list {{name=, tensor=}}, got %s',
-      where, type(tensors)), 4)
+      where, type(tensors)), 0)
   end
   local list = {}
   if #tensors > 0 then
     for i, e in ipairs(tensors) do
       if type(e) ~= 'table' or type(e.name) ~= 'string' then
-        error(fmt('%s: list entry %d must be {name=<string>, tensor=<tensor>}', where, i), 4)
+        error(fmt('%s: list entry %d must be {name=<string>, tensor=<tensor>}', where, i), 0)
       end
       check_tensor(where, e.tensor, fmt('entry %d (%q) tensor', i, e.name))
       list[i] = {name = e.name, tensor = e.tensor, dtype = e.dtype or 'F32'}
     end
     for k in pairs(tensors) do
       if not is_int(k) then
-        error(fmt('%s: tensors mixes a list with the key %s', where, tostring(k)), 4)
+        error(fmt('%s: tensors mixes a list with the key %s', where, tostring(k)), 0)
       end
     end
   else
     local keys = {}
     for k in pairs(tensors) do
       if type(k) ~= 'string' then
-        error(fmt('%s: tensor names must be strings, got %s', where, type(k)), 4)
+        error(fmt('%s: tensor names must be strings, got %s', where, type(k)), 0)
       end
       keys[#keys + 1] = k
     end
@@ -402,12 +402,12 @@ local function tensor_list(where, tensors)
   end
   local seen = {}
   for _, e in ipairs(list) do
-    if e.name == '' then error(where .. ': tensor names must not be empty', 4) end
-    if e.name == '__metadata__' then error(where .. ": '__metadata__' is reserved", 4) end
-    if seen[e.name] then error(fmt('%s: duplicate tensor name %q', where, e.name), 4) end
+    if e.name == '' then error(where .. ': tensor names must not be empty', 0) end
+    if e.name == '__metadata__' then error(where .. ": '__metadata__' is reserved", 0) end
+    if seen[e.name] then error(fmt('%s: duplicate tensor name %q', where, e.name), 0) end
     if not ({F32 = true, F64 = true, I64 = true})[e.dtype] then
       error(fmt('%s: tensor %q: dtype must be F32, F64 or I64, got %s', where, e.name,
-        tostring(e.dtype)), 4)
+        tostring(e.dtype)), 0)
     end
     seen[e.name] = true
   end
@@ -418,20 +418,20 @@ end
 --- with metadata (strings) as __metadata__; atomically.
 function files.save_safetensors(path, tensors, metadata)
   local where = 'save_safetensors'
-  if type(path) ~= 'string' then error(where .. ': path must be a string', 2) end
+  if type(path) ~= 'string' then error(where .. ': path must be a string', 0) end
   local list = tensor_list(where, tensors)
   local meta = {}
   if metadata ~= nil then
-    if type(metadata) ~= 'table' then error(where .. ': metadata must be a table of strings', 2) end
+    if type(metadata) ~= 'table' then error(where .. ': metadata must be a table of strings', 0) end
     for k, v in pairs(metadata) do
-      if type(k) ~= 'string' then error(where .. ': metadata keys must be strings', 2) end
+      if type(k) ~= 'string' then error(where .. ': metadata keys must be strings', 0) end
       if type(v) == 'number' then
         v = json.encode(v)
       elseif type(v) == 'boolean' then
         v = tostring(v)
       elseif type(v) ~= 'string' then
         error(fmt('%s: metadata[%q] must be a string, got %s (json.encode it)', where, k,
-          type(v)), 2)
+          type(v)), 0)
       end
       meta[k] = v
     end

@@ -21,10 +21,10 @@ local registry, order = {}, {}
 --- Adds (or replaces) a rule.
 function init.register(name, fn, doc)
   if type(name) ~= 'string' or not name:match('^[%a_][%w_]*$') then
-    error(string.format('init.register: a rule name is an identifier, got %s', tostring(name)), 2)
+    error(string.format('init.register: a rule name is an identifier, got %s', tostring(name)), 0)
   end
   if type(fn) ~= 'function' then
-    error(string.format("init.register: rule '%s' needs a function, got %s", name, type(fn)), 2)
+    error(string.format("init.register: rule '%s' needs a function, got %s", name, type(fn)), 0)
   end
   if not registry[name] then order[#order + 1] = name end
   registry[name] = {fn = fn, doc = doc or ''}
@@ -42,7 +42,7 @@ function init.get(name)
   if not r then
     local near = util.closest(name, registry)
     error(string.format("init: unknown rule '%s'%s (init.list() shows them)", tostring(name),
-      near and string.format(" (did you mean '%s'?)", near) or ''), 3)
+      near and string.format(" (did you mean '%s'?)", near) or ''), 0)
   end
   return r.fn
 end

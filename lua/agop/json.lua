@@ -388,7 +388,7 @@ end
 --- Decodes JSON text; errors say what is wrong and where (line and column).
 function json.decode(text, opts)
   if type(text) ~= 'string' then
-    error(fmt('json.decode: expected a string, got %s', type(text)), 2)
+    error(fmt('json.decode: expected a string, got %s', type(text)), 0)
   end
   opts = util.options(opts, {max_depth = NONE}, 'json.decode')
   local o = {max_depth = opts.max_depth or 128}
@@ -413,11 +413,11 @@ end
 --- Reads and decodes a JSON file.
 function json.read(path)
   local f, err = io.open(path, 'rb')
-  if not f then error('json.read: ' .. err, 2) end
+  if not f then error('json.read: ' .. err, 0) end
   local text = f:read('a')
   f:close()
   local ok, v = pcall(json.decode, text)
-  if not ok then error(path .. ': ' .. v, 2) end
+  if not ok then error(path .. ': ' .. v, 0) end
   return v
 end
 

@@ -69,7 +69,7 @@ local function make_optimizer(cfg, total_steps)
   elseif cfg.schedule == 'constant' or cfg.schedule == 'none' then
     sched = optim.schedule.constant{warmup = cfg.warmup}
   else
-    error(string.format("train: unknown schedule '%s' (cosine, step, constant)", tostring(cfg.schedule)), 3)
+    error(string.format("train: unknown schedule '%s' (cosine, step, constant)", tostring(cfg.schedule)), 0)
   end
   if cfg.optimizer == 'sgd' then
     return optim.SGD{lr = cfg.lr, momentum = cfg.momentum, weight_decay = cfg.weight_decay,
@@ -78,7 +78,7 @@ local function make_optimizer(cfg, total_steps)
     return optim.Adam{lr = cfg.lr, betas = cfg.betas, eps = cfg.eps,
       weight_decay = cfg.weight_decay, schedule = sched}
   end
-  error(string.format("train: unknown optimizer '%s' (sgd, adam)", tostring(cfg.optimizer)), 3)
+  error(string.format("train: unknown optimizer '%s' (sgd, adam)", tostring(cfg.optimizer)), 0)
 end
 
 local LOG_FIELDS = {'epoch', 'step', 'loss', 'train_acc', 'test_acc', 'lr', 'seconds', 'img_s'}
@@ -298,7 +298,7 @@ function train.fit(model, train_set, test_set, opts)
   if cfg.threads > 0 then agop.set_threads(cfg.threads) end
   local n = train_set.images:size(1)
   if train_set.labels:size(1) ~= n then
-    error(string.format('train: %d images but %d labels', n, train_set.labels:size(1)), 2)
+    error(string.format('train: %d images but %d labels', n, train_set.labels:size(1)), 0)
   end
   local bs = cfg.batch
   local nb = (n + bs - 1) // bs

@@ -100,7 +100,7 @@ end
 --- Creates the folder (and parents); errors with the path when it cannot.
 function util.mkdir(path)
   local ok = os.execute(string.format("mkdir -p '%s'", path:gsub("'", "'\\''")))
-  if not ok then error(string.format("cannot create folder '%s'", path), 2) end
+  if not ok then error(string.format("cannot create folder '%s'", path), 0) end
 end
 
 --- True when a file can be opened for reading.
@@ -113,7 +113,7 @@ end
 --- Reads a whole file, or errors naming it.
 function util.read_file(path)
   local f, err = io.open(path, 'rb')
-  if not f then error(string.format('cannot read %s', err), 2) end
+  if not f then error(string.format('cannot read %s', err), 0) end
   local s = f:read('a')
   f:close()
   return s
@@ -122,7 +122,7 @@ end
 --- Writes a whole file atomically (temporary file, fsync, rename: agop.write_atomic).
 function util.write_file(path, text)
   local ok, err = pcall(require('agop').write_atomic, path, {text})
-  if not ok then error(tostring(err), 2) end
+  if not ok then error(tostring(err), 0) end
 end
 
 --- The words of a comma- (or space-) separated list: 'a, b,c' -> {'a', 'b', 'c'}.
