@@ -286,11 +286,12 @@ local function train_step(model, set, idx, m, params, grads, opt, size)
   return loss, correct
 end
 
---- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
---- accuracy on test_set after every epoch. Returns {test_acc = {per epoch}, final_test_acc,
---- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
-function train.fit(model, train_set, test_set, opts)
-  local cfg = util.options(opts, train.defaults, 'train')
+-- A run of train.fit: its configuration, model, data, optimizer, generators, progress
+-- and state st (epoch, batch, step, images, seconds, log, test_acc); methods below.
+local Fit = {}
+Fit.__index = Fit
+
+local function new_fit(model, train_set, test_set, cfg)
   -- under mpirun: every rank takes its shard of each global batch, and rank 0 alone
   -- prints, writes checkpoints and logs
   local rank, size = dist.rank(), dist.size()
@@ -305,101 +306,126 @@ function train.fit(model, train_set, test_set, opts)
   local total = cfg.epochs * nb
   if cfg.max_steps > 0 then total = math.min(total, cfg.max_steps) end
   local params, grads = model:flatten_parameters()
-  local opt = make_optimizer(cfg, total)
-  local shuffle = agop.Generator(cfg.seed)
-  local progress = new_progress(cfg, nb, bs)
-  local ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil
-  if ckpt and rank == 0 then util.mkdir(cfg.out) end
-
-  local st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}}
-  local resumed_from
-  if cfg.resume and ckpt and dist.broadcast(rank == 0 and util.exists(ckpt)) then
-    st = apply_checkpoint(read_checkpoint(ckpt, params, opt, cfg, nb, bs), params, opt, shuffle)
-    resumed_from = st.epoch
+  local r = setmetatable({model = model, set = train_set, test_set = test_set, cfg = cfg,
+    rank = rank, size = size, n = n, bs = bs, nb = nb, params = params, grads = grads,
+    opt = make_optimizer(cfg, total), shuffle = agop.Generator(cfg.seed),
+    progress = new_progress(cfg, nb, bs),
+    ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil,
+    st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}},
+  }, Fit)
+  if r.ckpt and rank == 0 then util.mkdir(cfg.out) end
+  if cfg.resume and r.ckpt and dist.broadcast(rank == 0 and util.exists(r.ckpt)) then
+    r.st = apply_checkpoint(read_checkpoint(r.ckpt, params, r.opt, cfg, nb, bs), params, r.opt,
+      r.shuffle)
+    r.resumed_from = r.st.epoch
     if not cfg.quiet then
-      print(string.format('train: resumed from %s (epoch %d, batch %d, step %d)', ckpt, st.epoch, st.batch, st.step))
+      print(string.format('train: resumed from %s (epoch %d, batch %d, step %d)', r.ckpt,
+        r.st.epoch, r.st.batch, r.st.step))
     end
   end
-  local last_good = ckpt and util.exists(ckpt) and ckpt or 'none written yet'
+  r.last_good = r.ckpt and util.exists(r.ckpt) and r.ckpt or 'none written yet'
+  return r
+end
 
-  local function checkpoint(epoch_state)
-    if ckpt and cfg.checkpoint and rank == 0 then
-      save_checkpoint(ckpt, params, opt, st, epoch_state)
-      last_good = ckpt
-    end
+function Fit:checkpoint(epoch_state)
+  if self.ckpt and self.cfg.checkpoint and self.rank == 0 then
+    save_checkpoint(self.ckpt, self.params, self.opt, self.st, epoch_state)
+    self.last_good = self.ckpt
   end
+end
 
-  -- the batches of one epoch from st.batch + 1; ep collects the epoch's sums
-  local function run_epoch(perm, ep, t0)
-    local seconds0 = st.seconds
-    local win = {loss = 0, correct = 0, n = 0, t = t0}
-    -- idx: this rank's images of the batch (all of them on one process)
-    for b, idx, m in data.batch_indices(n, bs, {order = perm, from = st.batch + 1,
-                                                rank = rank, size = size}) do
-      if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
-      local loss, correct = train_step(model, train_set, idx, m, params, grads, opt, size)
-      if loss ~= loss or loss == math.huge or loss == -math.huge then
-        error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
-          tostring(loss), st.step + 1, st.epoch, b, last_good), 0)
-      end
-      local lr = opt:get_lr()
-      opt:step(params, grads)
-      st.step, st.batch, st.images = st.step + 1, b, st.images + m
-      for _, w in ipairs({win, ep}) do
-        w.loss, w.correct, w.n = w.loss + loss * m, w.correct + correct, w.n + m
-      end
-      local now = agop.time()
-      st.seconds = seconds0 + (now - t0)
-      if cfg.on_step then cfg.on_step(st.step, loss, st) end
-      if st.step % cfg.log_every == 0 then
-        st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win.loss / win.n,
-          train_acc = win.correct / win.n, lr = lr, seconds = st.seconds,
-          img_s = win.n / math.max(now - win.t, 1e-9)}
-        win.loss, win.correct, win.n, win.t = 0, 0, 0, now
-      end
-      progress:batch(st, b, ep, t0, now)
-    end
+function Fit:write_log()
+  if self.cfg.out ~= '' and self.rank == 0 then
+    write_log(self.cfg.out .. '/train_log.csv', self.st.log)
   end
+end
 
+-- The batches of one epoch from st.batch + 1, in the order perm; ep collects the epoch's
+-- sums, t0 is its start.
+function Fit:run_epoch(perm, ep, t0)
+  local cfg, st, opt = self.cfg, self.st, self.opt
+  local seconds0 = st.seconds
+  local win = {loss = 0, correct = 0, n = 0, t = t0}
+  -- idx: this rank's images of the batch (all of them on one process)
+  for b, idx, m in data.batch_indices(self.n, self.bs, {order = perm, from = st.batch + 1,
+                                                        rank = self.rank, size = self.size}) do
+    if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
+    local loss, correct = train_step(self.model, self.set, idx, m, self.params, self.grads,
+      opt, self.size)
+    if loss ~= loss or loss == math.huge or loss == -math.huge then
+      error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
+        tostring(loss), st.step + 1, st.epoch, b, self.last_good), 0)
+    end
+    local lr = opt:get_lr()
+    opt:step(self.params, self.grads)
+    st.step, st.batch, st.images = st.step + 1, b, st.images + m
+    for _, w in ipairs({win, ep}) do
+      w.loss, w.correct, w.n = w.loss + loss * m, w.correct + correct, w.n + m
+    end
+    local now = agop.time()
+    st.seconds = seconds0 + (now - t0)
+    if cfg.on_step then cfg.on_step(st.step, loss, st) end
+    if st.step % cfg.log_every == 0 then
+      st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win.loss / win.n,
+        train_acc = win.correct / win.n, lr = lr, seconds = st.seconds,
+        img_s = win.n / math.max(now - win.t, 1e-9)}
+      win.loss, win.correct, win.n, win.t = 0, 0, 0, now
+    end
+    self.progress:batch(st, b, ep, t0, now)
+  end
+end
+
+-- After a whole epoch: test accuracy, the log row, the summary line, the checkpoint.
+function Fit:end_epoch(ep, t0)
+  local cfg, st = self.cfg, self.st
+  local epoch_seconds = agop.time() - t0
+  local acc = self.test_set and train.evaluate(self.model, self.test_set, cfg.eval_batch) or nil
+  st.test_acc[#st.test_acc + 1] = acc or -1
+  st.log[#st.log + 1] = {epoch = st.epoch, step = st.step,
+    loss = ep.n > 0 and ep.loss / ep.n or nil, train_acc = ep.n > 0 and ep.correct / ep.n or nil,
+    test_acc = acc, lr = self.opt:get_lr(), seconds = st.seconds,
+    img_s = ep.n / math.max(epoch_seconds, 1e-9)}
+  self.progress:epoch(st, ep, acc, epoch_seconds)
+  st.epoch, st.batch = st.epoch + 1, 0
+  self:checkpoint(self.shuffle:get_state())
+  self:write_log()
+  if cfg.on_epoch then cfg.on_epoch(st.epoch - 1, acc, st) end
+end
+
+--- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
+--- accuracy on test_set after every epoch. Returns {test_acc = {per epoch}, final_test_acc,
+--- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
+function train.fit(model, train_set, test_set, opts)
+  local r = new_fit(model, train_set, test_set, util.options(opts, train.defaults, 'train'))
+  local cfg, st = r.cfg, r.st
   model:train()
   while st.epoch <= cfg.epochs and (cfg.max_steps == 0 or st.step < cfg.max_steps) do
-    local epoch_state = shuffle:get_state()
-    local perm = shuffle:permutation(n)
+    local epoch_state = r.shuffle:get_state()
+    local perm = r.shuffle:permutation(r.n)
     local t0 = agop.time()
     local ep = {loss = 0, correct = 0, n = 0}
     -- Ctrl-C is told from other errors by the host's count of them, not by the message
     local interrupts = agop.interrupts()
-    local ok, err = pcall(run_epoch, perm, ep, t0)
+    local ok, err = pcall(r.run_epoch, r, perm, ep, t0)
     if not ok then
-      progress:break_line()
+      r.progress:break_line()
       if agop.interrupts() ~= interrupts then
-        checkpoint(epoch_state)
-        if ckpt and not cfg.quiet then
-          print(string.format('train: interrupted at step %d; checkpoint written to %s (resume with --resume)', st.step, ckpt))
+        r:checkpoint(epoch_state)
+        if r.ckpt and not cfg.quiet then
+          print(string.format('train: interrupted at step %d; checkpoint written to %s (resume with --resume)', st.step, r.ckpt))
         end
       end
       error(err, 0)
     end
-    if st.batch < nb then break end -- max_steps reached inside the epoch
-    local epoch_seconds = agop.time() - t0
-    local acc = test_set and train.evaluate(model, test_set, cfg.eval_batch) or nil
-    st.test_acc[#st.test_acc + 1] = acc or -1
-    st.log[#st.log + 1] = {epoch = st.epoch, step = st.step,
-      loss = ep.n > 0 and ep.loss / ep.n or nil, train_acc = ep.n > 0 and ep.correct / ep.n or nil,
-      test_acc = acc, lr = opt:get_lr(), seconds = st.seconds,
-      img_s = ep.n / math.max(epoch_seconds, 1e-9)}
-    progress:epoch(st, ep, acc, epoch_seconds)
-    st.epoch, st.batch = st.epoch + 1, 0
-    checkpoint(shuffle:get_state())
-    if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
-    if cfg.on_epoch then cfg.on_epoch(st.epoch - 1, acc, st) end
+    if st.batch < r.nb then break end -- max_steps reached inside the epoch
+    r:end_epoch(ep, t0)
   end
-  if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
+  r:write_log()
   return {
     test_acc = st.test_acc, final_test_acc = st.test_acc[#st.test_acc],
     steps = st.step, seconds = st.seconds,
     img_per_s = st.seconds > 0 and st.images / st.seconds or 0, images = st.images,
-    log = st.log, resumed_from = resumed_from,
+    log = st.log, resumed_from = r.resumed_from,
   }
 end
 
