@@ -2,12 +2,11 @@
 local agop = require('agop')
 local check = require('agop.check')
 local nn = require('agop.nn.module')
-local H = require('agop.nn.helpers')
 
 local Module = nn.Module
 local fmt = string.format
 local shape, check_tensor = check.shape, check.tensor
-local check_input = H.check_input
+
 ---------------------------------------------------------------------------------------
 -- losses
 ---------------------------------------------------------------------------------------
@@ -17,34 +16,24 @@ local check_input = H.check_input
 -- gradient of the mean loss w.r.t. the logits.
 local CrossEntropyLoss = nn.class('CrossEntropyLoss', Module)
 
-local function check_labels(who, logits, labels)
-  check_input(who, logits, 2, '(B, classes) logits')
+-- Labels as a tensor (a Lua list is converted). Their count and values (class ids
+-- 0..C-1) are checked once, by agop.cross_entropy (engine/act.c): its errors come back
+-- with this module's name in front.
+local function label_tensor(who, labels)
   if type(labels) == 'table' then
     if #labels == 0 then error(who .. ': labels list is empty', 0) end
     labels = agop.tensor(labels)
   end
-  check_tensor(who, 'labels', labels)
-  local b, c = logits:size(1), logits:size(2)
-  if labels:numel() ~= b or labels:dim() > 2 then
-    error(fmt('%s: %d labels (%s) for %d rows of logits', who, labels:numel(),
-              shape(labels), b), 0)
-  end
-  if b > 0 then
-    local lo, hi = labels:min(), labels:max()
-    if lo ~= lo or hi ~= hi or lo < 0 or hi > c - 1 then
-      local bad = (lo ~= lo or lo < 0) and lo or hi
-      bad = bad == math.floor(bad) and fmt('%d', bad) or tostring(bad)
-      error(fmt('%s: label %s out of range [0, %d]', who, bad, c - 1), 0)
-    end
-  end
-  return labels
+  return check_tensor(who, 'labels', labels)
 end
 
 function CrossEntropyLoss:updateOutput(logits, labels)
   local who = 'nn.CrossEntropyLoss'
-  labels = check_labels(who, logits, labels)
-  self.output, self._grad = agop.cross_entropy(logits, labels)
-  self._logits_size = logits:size()
+  labels = label_tensor(who, labels)
+  local ok, loss, grad = pcall(agop.cross_entropy, logits, labels)
+  if not ok then error(who .. ': ' .. tostring(loss), 0) end
+  self.output, self._grad = loss, grad
+  self._logits_size, self._labels = logits:size(), labels:clone()
   return self.output
 end
 
@@ -53,11 +42,16 @@ function CrossEntropyLoss:forward(logits, labels) return self:updateOutput(logit
 function CrossEntropyLoss:updateGradInput(logits, labels)
   local who = 'nn.CrossEntropyLoss'
   if self._grad == nil then error(who .. ': backward called before forward', 0) end
-  check_labels(who, logits, labels)
+  check_tensor(who, 'logits', logits)
+  labels = label_tensor(who, labels)
   local s = logits:size()
   if s[1] ~= self._logits_size[1] or s[2] ~= self._logits_size[2] then
     error(fmt('%s: backward logits are %s but forward saw %s', who, shape(logits),
               check.sizes(self._logits_size)), 0)
+  end
+  -- the gradient was computed by forward, for forward's labels
+  if not check.same_size(labels, self._labels) or not labels:equal(self._labels) then
+    error(who .. ': backward labels differ from the ones forward saw', 0)
   end
   self.gradInput = self._grad
   return self.gradInput
@@ -67,6 +61,6 @@ function CrossEntropyLoss:backward(logits, labels)
   return self:updateGradInput(logits, labels)
 end
 
-function CrossEntropyLoss:_clear() self._grad = nil end
+function CrossEntropyLoss:_clear() self._grad, self._labels = nil, nil end
 
 return nn.CrossEntropyLoss

@@ -318,7 +318,7 @@ end
 -- Per-call state that clone() does not copy.
 local transient = {_flat = true, _flat_owner = true, output = true, gradInput = true,
                    indices = true, mask = true, save_mean = true, save_invstd = true,
-                   _grad = true, _input_size = true, _logits_size = true,
+                   _grad = true, _input_size = true, _logits_size = true, _labels = true,
                    _plans = true} -- a conv's oneDNN plans: a clone makes its own
 
 -- A deep copy with its own tensors (not flattened, even if this one is; without the
