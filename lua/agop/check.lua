@@ -17,6 +17,10 @@ local agop = require('agop')
 local check = {}
 local fmt, floor = string.format, math.floor
 
+--- The largest number of elements a tensor may have: the engine's AG_MAXNUMEL (2^40), for
+--- Lua code that bounds sizes before it asks the engine for a tensor.
+check.MAXNUMEL = 1 << 40
+
 --- Raises "who: <msg formatted with ...>" at level 0.
 function check.fail(who, msg, ...)
   error(who .. ': ' .. fmt(msg, ...), 0)

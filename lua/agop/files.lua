@@ -35,7 +35,7 @@ local fmt = string.format
 local MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024 -- as the reference implementation
 local MAX_NPY_HEADER = 1024 * 1024 -- NumPy writes < 64 KiB; its own reader stops at 10000
 local MAXDIM = 8
-local MAXNUMEL = 1 << 40 -- AG_MAXNUMEL
+local MAXNUMEL = check.MAXNUMEL
 
 -- a fault of a file's content: no position prefix (it is the file, not the code)
 local function fail(where, path, msg)

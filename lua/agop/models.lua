@@ -45,7 +45,7 @@ local VGG_CONFIGS = {
   vgg11 = {64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'},
 }
 
-local MAXNUMEL = 1 << 40 -- AG_MAXNUMEL: no tensor may be larger
+local MAXNUMEL = check.MAXNUMEL -- no tensor may be larger
 
 -- Checks the options of a VGG and lays it out without allocating anything:
 -- plan.features and plan.classifier are lists of layers ({'conv', cin, cout, k},

@@ -61,6 +61,12 @@ function TestCheck:test_shapes_are_written_one_way()
   lu.assertFalse(check.same_size(agop.zeros(6), agop.zeros(2, 3)))
 end
 
+function TestCheck:test_maxnumel_is_the_engines()
+  lu.assertEquals(check.MAXNUMEL, 1 << 40)
+  lu.assertStrContains(err_of(agop.zeros, check.MAXNUMEL + 1),
+                       string.format('in [0, %d], got %d', check.MAXNUMEL, check.MAXNUMEL + 1))
+end
+
 function TestCheck:test_tensor_and_generator()
   local t = agop.zeros(1)
   lu.assertIs(check.tensor('w', 'x', t), t)
