@@ -70,6 +70,9 @@ int agl_error(lua_State *L, const AgError *err);
 AgError agl_error_value(void);
 /* The interrupt flag itself (set by the host's SIGINT handler, cleared when raised). */
 extern volatile sig_atomic_t agl_interrupt;
+/* How many Ctrl-C the host has received while code ran (never cleared): Lua tells an
+ * interrupt from other errors by this count (agop.interrupts()), not by the error text. */
+extern volatile sig_atomic_t agl_interrupts;
 
 /* Pushes the Tensor methods table (the metatable's __index), to add methods to it. */
 void agl_tensor_methods(lua_State *L);

@@ -251,6 +251,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 static void on_sigint_running(int sig) {
     signal(sig, SIG_DFL);
     agl_interrupt = 1;
+    agl_interrupts++;
     lua_sethook(sigint_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 volatile sig_atomic_t agl_interrupt = 0;
+volatile sig_atomic_t agl_interrupts = 0;
 
 /* declared by OpenBLAS, not in every cblas.h */
 char *openblas_get_corename(void);
@@ -88,6 +89,13 @@ static int l_check_interrupt(lua_State *L) {
     return 0;
 }
 
+/* agop.interrupts() -> how many Ctrl-C stopped running code since the start: an error
+ * is an interrupt when this count moved while the code ran (the message may be any). */
+static int l_interrupts(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)agl_interrupts);
+    return 1;
+}
+
 /* true when standard output (fd 1) or the given fd is a terminal */
 static int l_isatty(lua_State *L) {
     int fd = (int)agl_opt_int(L, 1, "isatty", "fd", 0, INT_MAX, 1);
@@ -102,6 +110,7 @@ static const luaL_Reg funcs[] = {{"set_threads", l_set_threads},
                                  {"memory", l_memory},
                                  {"blas_info", l_blas_info},
                                  {"check_interrupt", l_check_interrupt},
+                                 {"interrupts", l_interrupts},
                                  {NULL, NULL}};
 
 int luaopen_agop(lua_State *L) {

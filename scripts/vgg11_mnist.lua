@@ -89,7 +89,7 @@ if opt.track == 1 or opt.track < 0 then
   os.exit(2)
 end
 
--- One training run (seed `seed`) into the folder `out`: every file the README lists under "Results", plus
+-- One training run (seed `seed`) into the folder `out`: every file the README lists, plus
 -- the rigorous Table 1 (nulls, off-diagonal ρ, bootstrap CIs), ρ against n, dynamics.
 local function study(out, seed)
   local cfg = util.copy(opt)

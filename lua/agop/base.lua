@@ -46,18 +46,18 @@ local function extend(agop)
   --- Writes tensors (a name -> tensor map or an ordered {{name=, tensor=}} list) to a
   --- .safetensors file, or one tensor to a .npy file, chosen by the extension.
   function agop.save(path, tensors, metadata)
-    local io_ = require('agop.io')
+    local files = require('agop.files')
     if type(path) == 'string' and path:match('%.npy$') then
-      return io_.save_npy(path, tensors, metadata)
+      return files.save_npy(path, tensors, metadata)
     end
-    return io_.save_safetensors(path, tensors, metadata)
+    return files.save_safetensors(path, tensors, metadata)
   end
 
   --- Reads a .safetensors file (tensors, metadata, ordered names) or a .npy file (tensor).
   function agop.load(path)
-    local io_ = require('agop.io')
-    if type(path) == 'string' and path:match('%.npy$') then return io_.load_npy(path) end
-    return io_.load_safetensors(path)
+    local files = require('agop.files')
+    if type(path) == 'string' and path:match('%.npy$') then return files.load_npy(path) end
+    return files.load_safetensors(path)
   end
 end
 

@@ -71,10 +71,10 @@ local function check_name_split(where, name, split)
     local near = type(name) == 'string' and util.closest(name, data.datasets)
     error(fmt("%s: unknown data set %s%s (known: 'mnist', 'fashion-mnist')", where,
       type(name) == 'string' and "'" .. name .. "'" or tostring(name),
-      near and fmt(" (did you mean '%s'?)", near) or ''), 3)
+      near and fmt(" (did you mean '%s'?)", near) or ''), 0)
   end
   if not split_prefix[split] then
-    error(fmt("%s: split must be 'train' or 'test', got %s", where, tostring(split)), 3)
+    error(fmt("%s: split must be 'train' or 'test', got %s", where, tostring(split)), 0)
   end
   return ds
 end
@@ -99,7 +99,7 @@ end
 function data.files(name, split, dir)
   local ds = check_name_split('data.files', name, split)
   if dir ~= nil and type(dir) ~= 'string' then
-    error('data.files: dir must be a string, got ' .. type(dir), 2)
+    error('data.files: dir must be a string, got ' .. type(dir), 0)
   end
   local out = {}
   for _, kind in ipairs({'images-idx3', 'labels-idx1'}) do
@@ -123,11 +123,11 @@ function data.load(name, split, opts)
   local limit = o.limit
   if limit ~= false and (math.type(limit) ~= 'integer' and not (type(limit) == 'number'
       and limit == math.floor(limit)) or limit < 0) then
-    error(fmt('data.load: limit must be a non-negative integer, got %s', tostring(limit)), 2)
+    error(fmt('data.load: limit must be a non-negative integer, got %s', tostring(limit)), 0)
   end
   local pad = o.pad
   if type(pad) ~= 'number' or pad ~= math.floor(pad) or pad < 0 or pad > 64 then
-    error(fmt('data.load: pad must be an integer in [0, 64], got %s', tostring(pad)), 2)
+    error(fmt('data.load: pad must be an integer in [0, 64], got %s', tostring(pad)), 0)
   end
   local mean, std
   if o.normalize == true then
@@ -138,10 +138,10 @@ function data.load(name, split, opts)
       and type(o.normalize.std) == 'number' and o.normalize.std > 0 then
     mean, std = o.normalize.mean, o.normalize.std
   else
-    error('data.load: normalize must be true, false or {mean=<number>, std=<number > 0>}', 2)
+    error('data.load: normalize must be true, false or {mean=<number>, std=<number > 0>}', 0)
   end
   if o.dir ~= false and type(o.dir) ~= 'string' then
-    error('data.load: dir must be a string, got ' .. type(o.dir), 2)
+    error('data.load: dir must be a string, got ' .. type(o.dir), 0)
   end
   local ipath, lpath = data.files(name, split, o.dir or nil)
   local function read(path, ropts)
@@ -170,41 +170,61 @@ function data.load(name, split, opts)
   }
 end
 
+--- The one batching iterator: for b, idx, m, nb in data.batch_indices(n, 64, opts) do ...
+--- Batch b (from opts.from, default 1, to nb) covers positions (b-1)*batch_size+1 ..
+--- +m of `order` (a permutation of 1..n, e.g. gen:permutation(n); default the identity);
+--- idx lists the items of those positions this rank takes (opts.rank, opts.size: its
+--- dist.shard of the batch, all of it by default; it may be empty). drop_last leaves out
+--- a last partial batch. data.batches and train.fit both iterate with it.
+function data.batch_indices(n, batch_size, opts)
+  local o = util.options(opts, {order = util.NONE, from = 1, drop_last = false, rank = 0,
+    size = 1}, 'data.batch_indices')
+  local order = o.order
+  local nb = o.drop_last and n // batch_size or (n + batch_size - 1) // batch_size
+  local b = o.from - 1
+  return function()
+    b = b + 1
+    if b > nb then return nil end
+    local i0 = (b - 1) * batch_size
+    local m = math.min(batch_size, n - i0)
+    local first, mr = 1, m
+    if o.size > 1 then first, mr = require('agop.dist').shard(m, o.rank, o.size) end
+    local idx
+    if order then
+      idx = table.move(order, i0 + first, i0 + first + mr - 1, 1, {})
+    else
+      idx = {}
+      for k = 1, mr do idx[k] = i0 + first + k - 1 end
+    end
+    return b, idx, m, nb
+  end
+end
+
 --- Iterates over mini-batches of a set: for x, y, i, nb in data.batches(set, 64) do ...
 function data.batches(set, batch_size, opts)
   if type(set) ~= 'table' or not agop.is_tensor(set.images) or not agop.is_tensor(set.labels) then
-    error('data.batches: set must be a table with images and labels tensors', 2)
+    error('data.batches: set must be a table with images and labels tensors', 0)
   end
   if math.type(batch_size) ~= 'integer' and not (type(batch_size) == 'number'
       and batch_size == math.floor(batch_size)) or batch_size < 1 then
-    error(fmt('data.batches: batch_size must be a positive integer, got %s', tostring(batch_size)), 2)
+    error(fmt('data.batches: batch_size must be a positive integer, got %s', tostring(batch_size)), 0)
   end
   batch_size = math.tointeger(batch_size)
   local o = util.options(opts, {shuffle = true, generator = false, drop_last = false},
     'data.batches')
   local n = set.images:size(1)
   if set.labels:size(1) ~= n then
-    error(fmt('data.batches: %d images but %d labels', n, set.labels:size(1)), 2)
+    error(fmt('data.batches: %d images but %d labels', n, set.labels:size(1)), 0)
   end
   local order
   if o.shuffle then
     local g = o.generator or agop.default_generator()
     order = g:permutation(n)
   end
-  local nb = o.drop_last and n // batch_size or (n + batch_size - 1) // batch_size
-  local b = 0
+  local next_batch = data.batch_indices(n, batch_size, {order = order, drop_last = o.drop_last})
   return function()
-    b = b + 1
-    if b > nb then return nil end
-    local first = (b - 1) * batch_size + 1
-    local m = math.min(batch_size, n - first + 1)
-    local idx
-    if order then
-      idx = table.move(order, first, first + m - 1, 1, {})
-    else
-      idx = {}
-      for k = 1, m do idx[k] = first + k - 1 end
-    end
+    local b, idx, _, nb = next_batch()
+    if not b then return nil end
     return set.images:index_select(1, idx), set.labels:index_select(1, idx), b, nb
   end
 end

@@ -66,7 +66,7 @@ local OPS = {sum = true, max = true, min = true, prod = true}
 local function check_op(who, op)
   op = op or 'sum'
   if not OPS[op] then
-    error(fmt("%s: op must be 'sum', 'max', 'min' or 'prod', got '%s'", who, tostring(op)), 3)
+    error(fmt("%s: op must be 'sum', 'max', 'min' or 'prod', got '%s'", who, tostring(op)), 0)
   end
   return op
 end
@@ -75,7 +75,7 @@ local function check_root(who, root)
   root = root or 0
   if math.type(root) ~= 'integer' or root < 0 or root >= dist.size() then
     error(fmt('%s: root must be a rank in [0, %d], got %s', who, dist.size() - 1,
-              tostring(root)), 3)
+              tostring(root)), 0)
   end
   return root
 end
@@ -88,11 +88,11 @@ end
 
 local function check_buffer(who, x)
   if not is_buffer(x) then
-    error(fmt('%s: expected a tensor or an agop.DMatrix, got %s', who, type(x)), 3)
+    error(fmt('%s: expected a tensor or an agop.DMatrix, got %s', who, type(x)), 0)
   end
   if agop.is_tensor(x) and not x:is_contiguous() then
     error(fmt('%s: the tensor (%s) must be contiguous: it is updated in place', who,
-              table.concat(x:size(), 'x')), 3)
+              table.concat(x:size(), 'x')), 0)
   end
 end
 
@@ -106,7 +106,7 @@ function dist.allreduce(x, op)
   elseif type(x) == 'table' then
     for i = 1, #x do
       if type(x[i]) ~= 'number' then
-        error(fmt('%s: a list must hold numbers only, item %d is %s', who, i, type(x[i])), 2)
+        error(fmt('%s: a list must hold numbers only, item %d is %s', who, i, type(x[i])), 0)
       end
     end
     if not multi() then return table.move(x, 1, #x, 1, {}) end
@@ -144,7 +144,7 @@ function dist.gather_table(v, root)
   local who = 'dist.gather_table'
   root = check_root(who, root)
   local ok, text = pcall(json.encode, v == nil and json.null or v)
-  if not ok then error(fmt('%s: %s', who, tostring(text)), 2) end
+  if not ok then error(fmt('%s: %s', who, tostring(text)), 0) end
   if not multi() then return {v} end
   local parts = mpi.gather_strings(text, root)
   if not parts then return nil end
@@ -195,11 +195,11 @@ function dist.sweep(jobs, run_one, opts)
   opts = util.options(opts, {done = {}, on_result = false, key = 'key'}, who)
   local key = opts.key
   if type(jobs) ~= 'table' or type(run_one) ~= 'function' then
-    error(who .. ': expected a list of jobs and a function run_one(job, j)', 2)
+    error(who .. ': expected a list of jobs and a function run_one(job, j)', 0)
   end
   for j, job in ipairs(jobs) do
     if type(job) ~= 'table' or type(job[key]) ~= 'string' then
-      error(fmt('%s: job %d has no string %s', who, j, key), 2)
+      error(fmt('%s: job %d has no string %s', who, j, key), 0)
     end
   end
   local done = dist.broadcast(dist.is_root() and opts.done or {}, 0)

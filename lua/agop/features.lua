@@ -1,4 +1,4 @@
--- agop.features: the feature matrices of conv layers (DESIGN.md section 3).
+-- agop.features: the feature matrices of conv layers (README: "Feature matrices").
 --
 --   features.nfm(conv)                       -- CNFM W^T W (d x d), conv an nn.Conv2d or a
 --                                            -- weight tensor (c_out, c_in, k, k)
@@ -333,7 +333,7 @@ function features.agop_expand(s, conv, power)
   end
   local co = w:size(1)
   if not agop.is_tensor(s) then
-    error(fmt('%s: S must be a (%d, %d) tensor, got %s', who, co, co, type(s)), 2)
+    error(fmt('%s: S must be a %dx%d tensor, got %s', who, co, co, type(s)), 2)
   end
   if s:dim() ~= 2 or s:size(1) ~= co or s:size(2) ~= co then
     error(fmt('%s: S is %s, expected %dx%d (the weight %s has %d output channels)', who,

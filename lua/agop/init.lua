@@ -13,6 +13,7 @@
 -- what a rule returns: the shape, and that every value is finite.
 local agop = require('agop')
 local util = require('agop.util')
+local check = require('agop.check')
 
 local init = {}
 local registry, order = {}, {}
@@ -20,10 +21,10 @@ local registry, order = {}, {}
 --- Adds (or replaces) a rule.
 function init.register(name, fn, doc)
   if type(name) ~= 'string' or not name:match('^[%a_][%w_]*$') then
-    error(string.format('init.register: a rule name is an identifier, got %s', tostring(name)), 2)
+    error(string.format('init.register: a rule name is an identifier, got %s', tostring(name)), 0)
   end
   if type(fn) ~= 'function' then
-    error(string.format("init.register: rule '%s' needs a function, got %s", name, type(fn)), 2)
+    error(string.format("init.register: rule '%s' needs a function, got %s", name, type(fn)), 0)
   end
   if not registry[name] then order[#order + 1] = name end
   registry[name] = {fn = fn, doc = doc or ''}
@@ -41,7 +42,7 @@ function init.get(name)
   if not r then
     local near = util.closest(name, registry)
     error(string.format("init: unknown rule '%s'%s (init.list() shows them)", tostring(name),
-      near and string.format(" (did you mean '%s'?)", near) or ''), 3)
+      near and string.format(" (did you mean '%s'?)", near) or ''), 0)
   end
   return r.fn
 end
@@ -82,9 +83,9 @@ function init.apply_layer(fn, name, entry, ctx)
       error(string.format("init: rule '%s' returned %s for layer %d (a tensor or nothing expected)",
         name, type(r), entry.layer), 0)
     end
-    if table.concat(r:size(), 'x') ~= table.concat(w:size(), 'x') then
+    if not check.same_size(r, w) then
       error(string.format("init: rule '%s' returned a %s tensor for layer %d, whose weight is %s",
-        name, table.concat(r:size(), 'x'), entry.layer, table.concat(w:size(), 'x')), 0)
+        name, check.shape(r), entry.layer, check.shape(w)), 0)
     end
     w:copy(r)
   end
@@ -92,6 +93,16 @@ function init.apply_layer(fn, name, entry, ctx)
     error(string.format("init: rule '%s' produced non-finite values in layer %d", name, entry.layer), 0)
   end
   if entry.module.bias and ctx.bias ~= 'keep' then entry.module.bias:zero() end
+end
+
+--- Applies `rule` (a name) to one module with a weight (a conv or linear layer): how nn's
+--- layers and models take their initial weights. ctx = {generator = g or nil (the
+--- default generator)}; the rule's draws are exactly those init.apply would make.
+function init.module(m, rule, ctx)
+  ctx = ctx or {}
+  local kind = m.weight:dim() == 2 and 'linear' or 'conv'
+  init.apply_layer(init.get(rule), rule, {module = m, kind = kind, layer = ctx.layer or 1}, ctx)
+  return m
 end
 
 --- Applies `rule` (a name, or a function) to every conv layer of `model` (and its linear
@@ -244,6 +255,10 @@ init.register('torch_default', function(w, info, ctx)
   ctx.bias = 'keep'
   return w
 end, "PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias")
+
+init.register('vgg_kaiming', function(w, info, ctx)
+  return w:normal_(0, math.sqrt(2 / info.fan_in), ctx.generator)
+end, "models.vgg11's init = 'kaiming': N(0, 2 / fan_in) (std as sqrt(2 / fan_in)), bias 0")
 
 -- ------------------------------------------------------------------------------------
 -- covariance rules: each filter (row) drawn i.i.d. from N(0, Σ), Σ = scale · V f(Λ) Vᵀ

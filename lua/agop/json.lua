@@ -20,6 +20,8 @@
 -- The decoder rejects what the RFC rejects (comments, trailing commas, single quotes,
 -- leading zeros, control characters in strings, lone surrogates, invalid UTF-8) and
 -- duplicate keys, and says where: "json.decode: expected ',' or '}' at line 3 column 5".
+local util = require('agop.util')
+
 local json = {}
 
 local fmt, byte, char, sub, find = string.format, string.byte, string.char, string.sub,
@@ -178,16 +180,13 @@ local function encode_value(v, path, depth, opts, out, indent, seen)
   end
 end
 
-local enc_known = {pretty = true, indent = true, sort_keys = true, allow_nan = true,
-  max_depth = true}
+local NONE = util.NONE
+local enc_known = {pretty = NONE, indent = NONE, sort_keys = NONE, allow_nan = NONE,
+  max_depth = NONE}
 
 --- Encodes a Lua value as JSON text; see the top of this file for the mapping.
 function json.encode(value, opts)
-  opts = opts or {}
-  if type(opts) ~= 'table' then error('json.encode: options must be a table', 2) end
-  for k in pairs(opts) do
-    if not enc_known[k] then error(fmt("json.encode: unknown option '%s'", tostring(k)), 2) end
-  end
+  opts = util.options(opts, enc_known, 'json.encode')
   local o = {
     pretty = opts.pretty == true or (opts.pretty == nil and opts.indent ~= nil),
     sort_keys = opts.sort_keys ~= false,
@@ -389,12 +388,9 @@ end
 --- Decodes JSON text; errors say what is wrong and where (line and column).
 function json.decode(text, opts)
   if type(text) ~= 'string' then
-    error(fmt('json.decode: expected a string, got %s', type(text)), 2)
+    error(fmt('json.decode: expected a string, got %s', type(text)), 0)
   end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if k ~= 'max_depth' then error(fmt("json.decode: unknown option '%s'", tostring(k)), 2) end
-  end
+  opts = util.options(opts, {max_depth = NONE}, 'json.decode')
   local o = {max_depth = opts.max_depth or 128}
   local i = skip_ws(text, 1)
   if i > #text then dec_error(text, i, 'empty input') end
@@ -417,11 +413,11 @@ end
 --- Reads and decodes a JSON file.
 function json.read(path)
   local f, err = io.open(path, 'rb')
-  if not f then error('json.read: ' .. err, 2) end
+  if not f then error('json.read: ' .. err, 0) end
   local text = f:read('a')
   f:close()
   local ok, v = pcall(json.decode, text)
-  if not ok then error(path .. ': ' .. v, 2) end
+  if not ok then error(path .. ': ' .. v, 0) end
   return v
 end
 

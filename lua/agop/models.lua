@@ -11,6 +11,8 @@
 --   m = models.load('model.safetensors')  -- rebuilt from that config, weights loaded
 local nn = require('agop.nn')
 local util = require('agop.util')
+local check = require('agop.check')
+local init = require('agop.init')
 
 local models = {}
 local fmt = string.format
@@ -43,53 +45,39 @@ local VGG_CONFIGS = {
   vgg11 = {64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'},
 }
 
-local function check_int(who, what, v, lo)
-  if type(v) ~= 'number' or v ~= math.floor(v) or v < lo then
-    error(fmt('%s: %s must be an integer >= %d, got %s', who, what, lo, tostring(v)), 3)
-  end
-end
-
--- Kaiming-normal (fan_in, ReLU gain): N(0, 2 / fan_in), bias 0.
-local function kaiming_normal(conv, gen)
-  local fan_in = conv.in_channels * conv.kernel_size * conv.kernel_size
-  conv.weight:normal_(0, math.sqrt(2 / fan_in), gen)
-  if conv.bias then conv.bias:zero() end
-end
-
-local MAXNUMEL = 1 << 40 -- AG_MAXNUMEL: no tensor may be larger
+local MAXNUMEL = check.MAXNUMEL -- no tensor may be larger
 
 -- Checks the options of a VGG and lays it out without allocating anything:
 -- plan.features and plan.classifier are lists of layers ({'conv', cin, cout, k},
 -- {'bn', c}, {'relu'}, {'pool'}, {'linear', nin, nout}, {'dropout'}), plan.opt the
 -- options with defaults filled in. Every layer's size is bounded (MAXNUMEL).
-local function plan_vgg(arch, opt, level)
+local function plan_vgg(arch, opt)
   local who = 'models.' .. arch
-  level = level + 1
   opt = util.options(opt, {
     in_channels = 1, num_classes = 10, input_size = 32, width = 1.0, batchnorm = false,
     head = 'linear', first_kernel = 3, hidden = 4096, dropout = 0.5, init = 'kaiming',
     generator = false,
   }, who)
-  check_int(who, 'in_channels', opt.in_channels, 1)
-  check_int(who, 'num_classes', opt.num_classes, 1)
-  check_int(who, 'input_size', opt.input_size, 1)
-  check_int(who, 'first_kernel', opt.first_kernel, 1)
-  check_int(who, 'hidden', opt.hidden, 1)
+  check.int(who, 'in_channels', opt.in_channels, 1)
+  check.int(who, 'num_classes', opt.num_classes, 1)
+  check.int(who, 'input_size', opt.input_size, 1)
+  check.int(who, 'first_kernel', opt.first_kernel, 1)
+  check.int(who, 'hidden', opt.hidden, 1)
   if opt.first_kernel % 2 == 0 then
     error(fmt('%s: first_kernel must be odd (same-size padding), got %d', who,
-              opt.first_kernel), level)
+              opt.first_kernel), 0)
   end
   if type(opt.width) ~= 'number' or not (opt.width > 0) or opt.width == math.huge then
-    error(fmt('%s: width must be a positive number, got %s', who, tostring(opt.width)), level)
+    error(fmt('%s: width must be a positive number, got %s', who, tostring(opt.width)), 0)
   end
   if opt.head ~= 'linear' and opt.head ~= 'classic' then
-    error(fmt("%s: head must be 'linear' or 'classic', got %s", who, tostring(opt.head)), level)
+    error(fmt("%s: head must be 'linear' or 'classic', got %s", who, tostring(opt.head)), 0)
   end
   if opt.init ~= 'kaiming' and opt.init ~= 'pytorch' then
-    error(fmt("%s: init must be 'kaiming' or 'pytorch', got %s", who, tostring(opt.init)), level)
+    error(fmt("%s: init must be 'kaiming' or 'pytorch', got %s", who, tostring(opt.init)), 0)
   end
   if type(opt.dropout) ~= 'number' or opt.dropout < 0 or opt.dropout >= 1 then
-    error(fmt('%s: dropout must be in [0, 1), got %s', who, tostring(opt.dropout)), level)
+    error(fmt('%s: dropout must be in [0, 1), got %s', who, tostring(opt.dropout)), 0)
   end
   -- sizes are multiplied as floats, so a huge option cannot wrap around
   local function bounded(what, ...)
@@ -97,7 +85,7 @@ local function plan_vgg(arch, opt, level)
     for _, v in ipairs({...}) do n = n * v end
     if n > MAXNUMEL then
       error(fmt('%s: %s would hold %.3g parameters, over the limit of %d', who, what, n,
-                MAXNUMEL), level + 1)
+                MAXNUMEL), 0)
     end
   end
 
@@ -108,7 +96,7 @@ local function plan_vgg(arch, opt, level)
     if v == 'M' then
       if s < 2 then
         error(fmt('%s: input_size %d is too small for the five 2x2 poolings (needs >= 32)',
-                  who, opt.input_size), level)
+                  who, opt.input_size), 0)
       end
       features[#features + 1] = {'pool'}
       s = s // 2
@@ -161,7 +149,7 @@ local function plan_state(plan)
 end
 
 local function build_vgg(arch, opt)
-  local plan = plan_vgg(arch, opt, 2)
+  local plan = plan_vgg(arch, opt)
   opt = plan.opt
   local gen = opt.generator or nil
   local features = nn.Sequential()
@@ -170,7 +158,7 @@ local function build_vgg(arch, opt)
       features:add(nn.MaxPool2d(2, {stride = 2}))
     elseif l[1] == 'conv' then
       local conv = nn.Conv2d(l[2], l[3], l[4], {padding = l[4] // 2, generator = gen})
-      if opt.init == 'kaiming' then kaiming_normal(conv, gen) end
+      if opt.init == 'kaiming' then init.module(conv, 'vgg_kaiming', {generator = gen}) end
       features:add(conv)
     elseif l[1] == 'bn' then
       features:add(nn.BatchNorm2d(l[2]))
@@ -211,11 +199,11 @@ function models.vgg11(opt) return build_vgg('vgg11', opt) end
 -- The arch and the other options of a config (model.config, or a file's metadata).
 local function split_config(config, who)
   if type(config) ~= 'table' then
-    error(fmt('%s: config must be a table, got %s', who, type(config)), 3)
+    error(fmt('%s: config must be a table, got %s', who, type(config)), 0)
   end
   local arch = config.arch
   if type(arch) ~= 'string' or not VGG_CONFIGS[arch] then
-    error(fmt("%s: unknown arch '%s'", who, tostring(arch)), 3)
+    error(fmt("%s: unknown arch '%s'", who, tostring(arch)), 0)
   end
   local opt = util.copy(config)
   opt.arch = nil
@@ -231,7 +219,7 @@ end
 -- of a config would have, computed without building (or allocating) it.
 function models.state_spec(config)
   local arch, opt = split_config(config, 'models.state_spec')
-  return plan_state(plan_vgg(arch, opt, 2))
+  return plan_state(plan_vgg(arch, opt))
 end
 
 -- models.save(model, path [, metadata]): the model's state_dict as safetensors (PyTorch
@@ -240,10 +228,10 @@ end
 -- converted).
 function models.save(model, path, metadata)
   if type(model) ~= 'table' or type(model.state_dict) ~= 'function' then
-    error('models.save: expected a model, got ' .. (nn.typename(model) or type(model)), 2)
+    error('models.save: expected a model, got ' .. (nn.typename(model) or type(model)), 0)
   end
   if type(model.config) ~= 'table' then
-    error('models.save: the model has no config (build it with models.vgg11{...})', 2)
+    error('models.save: the model has no config (build it with models.vgg11{...})', 0)
   end
   local json = require('agop.json')
   local meta = {}
@@ -251,7 +239,7 @@ function models.save(model, path, metadata)
   meta.format = 'agoplua'
   meta.arch = tostring(model.config.arch)
   meta.config = json.encode(model.config)
-  require('agop.io').save_safetensors(path, model:state_dict(), meta)
+  require('agop.files').save_safetensors(path, model:state_dict(), meta)
   return path
 end
 
@@ -262,7 +250,7 @@ end
 function VGG:save(path, metadata) return models.save(self, path, metadata) end
 
 function models.load(path, config)
-  local tensors, meta = require('agop.io').load_safetensors(path)
+  local tensors, meta = require('agop.files').load_safetensors(path)
   if config == nil then
     if type(meta.config) ~= 'string' then
       error(fmt("models.load: %s has no agoplua config in its metadata; pass one: "
@@ -272,13 +260,13 @@ function models.load(path, config)
     local ok, cfg = pcall(require('agop.json').decode, meta.config)
     if not ok or type(cfg) ~= 'table' then
       error(fmt('models.load: %s: bad config in metadata (%s)', tostring(path),
-                tostring(cfg)), 2)
+                tostring(cfg)), 0)
     end
     config = cfg
   end
   -- the file's tensors against the architecture, before building (and allocating) it:
   -- metadata cannot ask for a network larger than the file
-  local function bad(msg) error(fmt('models.load: %s: %s', tostring(path), msg), 3) end
+  local function bad(msg) error(fmt('models.load: %s: %s', tostring(path), msg), 0) end
   local ok, spec = pcall(models.state_spec, config)
   if not ok then bad(tostring(spec)) end
   local known = {}
@@ -287,12 +275,12 @@ function models.load(path, config)
     local t = tensors[e.name]
     if t == nil then
       bad(fmt("the config's architecture has '%s' (%s), the file does not", e.name,
-              table.concat(e.size, 'x')))
+              check.sizes(e.size)))
     end
-    local size = table.concat(t:size(), 'x')
-    if size ~= table.concat(e.size, 'x') then
+    local size = check.sizes(t:size())
+    if size ~= check.sizes(e.size) then
       bad(fmt("'%s' is %s in the file but %s in the config's architecture", e.name, size,
-              table.concat(e.size, 'x')))
+              check.sizes(e.size)))
     end
   end
   local extra = {}

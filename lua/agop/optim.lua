@@ -12,21 +12,13 @@
 --
 -- The update rules are PyTorch's (torch.optim.SGD, Adam, AdamW), so runs are comparable.
 local agop = require('agop')
-local nn = require('agop.nn')
+local check = require('agop.check')
 local util = require('agop.util')
 
 local optim = {}
 local fmt = string.format
-local options = nn._options
 
-local function check_number(who, what, v, lo, hi, open_lo, open_hi)
-  if type(v) ~= 'number' or v ~= v or v < lo or v > hi or (open_lo and v == lo)
-     or (open_hi and v == hi) then
-    error(fmt('%s: %s must be a number in %s%g, %g%s, got %s', who, what,
-              open_lo and '(' or '[', lo, hi, open_hi and ')' or ']', tostring(v)), 0)
-  end
-  return v
-end
+local check_number = check.number
 
 ---------------------------------------------------------------------------------------
 -- schedules: objects with :lr(step [, base]) -> lr, also callable as sched(step, base).
@@ -44,7 +36,7 @@ Schedule.__call = function(self, step, base) return self:lr(step, base) end
 local function make_schedule(kind, who, opt, defaults, f)
   defaults.lr = false
   defaults.warmup = 0
-  opt = options(who, opt, defaults)
+  opt = util.options(opt, defaults, who)
   if opt.lr then check_number(who, 'lr', opt.lr, 0, math.huge) end
   if type(opt.warmup) ~= 'number' or opt.warmup < 0 or opt.warmup ~= math.floor(opt.warmup)
   then
@@ -62,7 +54,7 @@ function Schedule:lr(step, base)
           2)
   end
   if type(step) ~= 'number' or step < 0 then
-    error(fmt('%s: step must be a number >= 0, got %s', self.who, tostring(step)), 2)
+    error(fmt('%s: step must be a number >= 0, got %s', self.who, tostring(step)), 0)
   end
   local w = self.opt.warmup
   local lr = self.f(self.opt, step, base)
@@ -162,20 +154,20 @@ function Optimizer:_check(params, grads)
   if not agop.is_tensor(params) or not agop.is_tensor(grads) then
     error(who .. ': expected the flat params and grads tensors '
           .. '(from model:flatten_parameters()), got ' .. type(params) .. ', '
-          .. type(grads), 3)
+          .. type(grads), 0)
   end
   if params:numel() ~= grads:numel() then
     error(fmt('%s: params have %d elements but grads %d', who, params:numel(),
-              grads:numel()), 3)
+              grads:numel()), 0)
   end
   if params:dim() ~= 1 or grads:dim() ~= 1 then
     error(fmt('%s: params and grads must be flat (1-D), got %s and %s', who,
-              nn._shape(params), nn._shape(grads)), 3)
+              check.shape(params), check.shape(grads)), 0)
   end
   for name, b in pairs(self.buffers) do
     if b:numel() ~= params:numel() then
       error(fmt('%s: state buffer %s has %d elements but params %d (a different model?)',
-                who, name, b:numel(), params:numel()), 3)
+                who, name, b:numel(), params:numel()), 0)
     end
   end
 end
@@ -215,34 +207,34 @@ state_buffers.AdamW = state_buffers.Adam
 -- Nothing of self changes.
 function Optimizer:check_state(s, numel)
   local who = self.who .. ':load_state'
-  if type(s) ~= 'table' then error(who .. ': expected a table, got ' .. type(s), 2) end
+  if type(s) ~= 'table' then error(who .. ': expected a table, got ' .. type(s), 0) end
   if s.kind ~= self.kind then
-    error(fmt('%s: state is for %s, not %s', who, tostring(s.kind), self.kind), 2)
+    error(fmt('%s: state is for %s, not %s', who, tostring(s.kind), self.kind), 0)
   end
   if math.type(s.step) ~= 'integer' and not (type(s.step) == 'number'
       and s.step == math.floor(s.step) and s.step < 2 ^ 53) or s.step < 0 then
-    error(fmt('%s: step must be an integer >= 0, got %s', who, tostring(s.step)), 2)
+    error(fmt('%s: step must be an integer >= 0, got %s', who, tostring(s.step)), 0)
   end
   local step = math.tointeger(s.step)
   local given = s.buffers or {}
-  if type(given) ~= 'table' then error(who .. ': buffers must be a table', 2) end
+  if type(given) ~= 'table' then error(who .. ': buffers must be a table', 0) end
   local want, bufs = {}, {}
   for _, k in ipairs(step > 0 and state_buffers[self.kind](self) or {}) do
     want[k] = true
     if given[k] == nil then
-      error(fmt('%s: the %s buffer is missing (the state is after %d steps)', who, k, step), 2)
+      error(fmt('%s: the %s buffer is missing (the state is after %d steps)', who, k, step), 0)
     end
   end
   for k, v in pairs(given) do
     if not want[k] then
       error(fmt('%s: unexpected buffer %s for %s after %d steps', who, tostring(k), self.kind,
-                step), 2)
+                step), 0)
     end
-    if not agop.is_tensor(v) then error(fmt('%s: buffer %s is not a tensor', who, k), 2) end
+    if not agop.is_tensor(v) then error(fmt('%s: buffer %s is not a tensor', who, k), 0) end
     if numel and v:numel() ~= numel then
-      error(fmt('%s: buffer %s has %d elements, the parameters %d', who, k, v:numel(), numel), 2)
+      error(fmt('%s: buffer %s has %d elements, the parameters %d', who, k, v:numel(), numel), 0)
     end
-    if not v:isfinite() then error(fmt('%s: buffer %s holds NaN or Inf', who, k), 2) end
+    if not v:isfinite() then error(fmt('%s: buffer %s holds NaN or Inf', who, k), 0) end
     bufs[k] = v:clone():reshape(v:numel())
   end
   return {kind = self.kind, step = step, buffers = bufs}
@@ -250,7 +242,7 @@ end
 
 function Optimizer:load_state(s, numel)
   local ok, st = pcall(self.check_state, self, s, numel)
-  if not ok then error(st, 2) end
+  if not ok then error(st, 0) end
   self.t = st.step
   self.buffers = st.buffers
   return self
@@ -277,14 +269,14 @@ end
 --   step); g = nesterov and g + momentum * buf or buf; p = p - lr * g
 function optim.SGD(opt)
   local who = 'optim.SGD'
-  opt = options(who, opt, {lr = util.REQUIRED, momentum = 0, dampening = 0,
-                           weight_decay = 0, nesterov = false, schedule = false})
+  opt = util.options(opt, {lr = util.REQUIRED, momentum = 0, dampening = 0,
+                           weight_decay = 0, nesterov = false, schedule = false}, who)
   check_number(who, 'lr', opt.lr, 0, math.huge)
   check_number(who, 'momentum', opt.momentum, 0, 1, false, true)
   check_number(who, 'dampening', opt.dampening, 0, 1)
   check_number(who, 'weight_decay', opt.weight_decay, 0, math.huge)
   if opt.nesterov and (opt.momentum == 0 or opt.dampening ~= 0) then
-    error(who .. ': nesterov needs momentum > 0 and dampening 0', 2)
+    error(who .. ': nesterov needs momentum > 0 and dampening 0', 0)
   end
   return new_optimizer('SGD', {
     who = who, lr = opt.lr, momentum = opt.momentum, dampening = opt.dampening,
@@ -317,11 +309,11 @@ function optim._sgd_step(self, params, grads)
 end
 
 local function adam(kind, who, opt, decoupled)
-  opt = options(who, opt, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
-                           weight_decay = decoupled and 1e-2 or 0, schedule = false})
+  opt = util.options(opt, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8,
+                           weight_decay = decoupled and 1e-2 or 0, schedule = false}, who)
   check_number(who, 'lr', opt.lr, 0, math.huge)
   if type(opt.betas) ~= 'table' or #opt.betas ~= 2 then
-    error(who .. ': betas must be a list of two numbers', 3)
+    error(who .. ': betas must be a list of two numbers', 0)
   end
   check_number(who, 'betas[1]', opt.betas[1], 0, 1, false, true)
   check_number(who, 'betas[2]', opt.betas[2], 0, 1, false, true)

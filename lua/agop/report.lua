@@ -4,6 +4,8 @@
 local agop = require('agop')
 local util = require('agop.util')
 local json = require('agop.json')
+local check = require('agop.check')
+local files = require('agop.files')
 
 local report = {}
 
@@ -100,7 +102,7 @@ end
 --- Writes tensor as the .npy file `name` and records its shape, trace and Frobenius norm
 --- in run.json under matrices[name] (report.expand_matrices checks rebuilt files by them).
 function Run:npy(name, tensor)
-  require('agop.io').save_npy(self:path(name), tensor)
+  files.save_npy(self:path(name), tensor)
   self.info.matrices = self.info.matrices or {}
   self.info.matrices[name] = report.matrix_stats(tensor)
 end
@@ -146,6 +148,78 @@ local expand_kinds = {
   {kind = 'agop', from = 'model.safetensors'}, -- and conv<l>_agop_s.npy
 }
 
+local EXPAND = 'report.expand_matrices'
+local function expand_fail(msg, ...) error(EXPAND .. ': ' .. string.format(msg, ...), 0) end
+
+-- The "matrices" records of dir/run.json, or an error saying what is wrong.
+local function matrix_records(dir)
+  local run_json = dir .. '/run.json'
+  if not util.exists(dir) then expand_fail('folder %s does not exist', dir) end
+  if not util.exists(run_json) then
+    expand_fail('%s not found (expected the folder of a scripts/vgg11_mnist.lua run)', run_json)
+  end
+  local ok, info = pcall(json.decode, util.read_file(run_json))
+  if not ok or type(info) ~= 'table' then
+    expand_fail('%s is not valid JSON: %s', run_json, tostring(info))
+  end
+  local records = info.matrices
+  if type(records) ~= 'table' or next(records) == nil then
+    expand_fail('%s has no "matrices" record: the run was made by an older '
+      .. 'scripts/vgg11_mnist.lua that did not write the AGOP factors conv<l>_agop_s.npy; '
+      .. 'rerun the study (agoplua scripts/vgg11_mnist.lua --out %s) to get them', run_json, dir)
+  end
+  return records
+end
+
+-- What to build, in layer order ({name, layer, kind, from, inputs}), and what is there
+-- already (kept unless force).
+local function expand_plan(dir, records, force)
+  local layers, seen = {}, {}
+  for name in pairs(records) do
+    local l = tonumber(name:match('^conv(%d+)_') or '')
+    if l and not seen[l] then layers[#layers + 1], seen[l] = l, true end
+  end
+  table.sort(layers)
+  local todo, present = {}, {}
+  for _, l in ipairs(layers) do
+    for _, k in ipairs(expand_kinds) do
+      local name = string.format('conv%d_%s.npy', l, k.kind)
+      if records[name] and util.exists(dir .. '/' .. name) and not force then
+        present[#present + 1] = name
+      elseif records[name] then
+        local inputs = {k.from}
+        if k.kind == 'agop' then inputs[2] = string.format('conv%d_agop_s.npy', l) end
+        todo[#todo + 1] = {name = name, layer = l, kind = k.kind, from = k.from, inputs = inputs}
+      end
+    end
+  end
+  return todo, present
+end
+
+-- Checks matrix m (rebuilt from `inputs`) against its record; returns its shape and the
+-- relative differences of trace and Frobenius norm.
+local function check_record(dir, records, name, m, inputs)
+  local rec, got = records[name], report.matrix_stats(m)
+  if type(rec) ~= 'table' or type(rec.shape) ~= 'table' or type(rec.trace) ~= 'number'
+     or type(rec.fro) ~= 'number' then
+    expand_fail('%s/run.json: the record of %s has no shape, trace and fro', dir, name)
+  end
+  local shape = check.sizes(got.shape)
+  if shape ~= check.sizes(rec.shape) then
+    expand_fail('%s: rebuilt as %s, but run.json records %s (not written)', name, shape,
+      check.sizes(rec.shape))
+  end
+  local tol = report.expand_tolerance
+  local dt, df = rel_diff(got.trace, rec.trace), rel_diff(got.fro, rec.fro)
+  if not (dt <= tol and df <= tol) then
+    expand_fail('%s: the matrix rebuilt from %s does not match run.json (trace %.9g vs %.9g, '
+      .. 'fro %.9g vs %.9g: relative differences %.2e, %.2e > %.0e); not written: are '
+      .. 'those files the ones this run wrote?', name, inputs, got.trace, rec.trace,
+      got.fro, rec.fro, dt, df, tol)
+  end
+  return shape, dt, df
+end
+
 --- report.expand_matrices(dir [, opts]) -> {written = {names}, present = {names}}
 --- Rebuilds the conv<l>_nfm_init.npy, conv<l>_nfm.npy and conv<l>_agop.npy files that
 --- dir/run.json lists (under "matrices") but dir lacks, from what a run commits:
@@ -155,98 +229,31 @@ local expand_kinds = {
 --- report.expand_tolerance) before it is written (atomically), so a wrong file is never
 --- left behind. opts: force = false (true: rebuild files that exist too), log = print.
 function report.expand_matrices(dir, opts)
-  local who = 'report.expand_matrices'
   if type(dir) ~= 'string' or dir == '' then
-    error(who .. ': dir must be a folder name, got ' .. tostring(dir), 2)
+    error(EXPAND .. ': dir must be a folder name, got ' .. tostring(dir), 0)
   end
-  opts = util.options(opts, {force = false, log = print}, who)
+  opts = util.options(opts, {force = false, log = print}, EXPAND)
   local log = opts.log or function() end
   local fmt = string.format
-  local function fail(msg, ...) error(who .. ': ' .. fmt(msg, ...), 0) end
   local function path(name) return dir .. '/' .. name end
-
-  if not util.exists(dir) then fail('folder %s does not exist', dir) end
-  if not util.exists(path('run.json')) then
-    fail('%s not found (expected the folder of a scripts/vgg11_mnist.lua run)', path('run.json'))
-  end
-  local ok, info = pcall(json.decode, util.read_file(path('run.json')))
-  if not ok or type(info) ~= 'table' then
-    fail('%s is not valid JSON: %s', path('run.json'), tostring(info))
-  end
-  local records = info.matrices
-  if type(records) ~= 'table' or next(records) == nil then
-    fail('%s has no "matrices" record: the run was made by an older scripts/vgg11_mnist.lua '
-         .. 'that did not write the AGOP factors conv<l>_agop_s.npy; rerun the study '
-         .. '(agoplua scripts/vgg11_mnist.lua --out %s) to get them', path('run.json'), dir)
-  end
-
-  -- what to build, in layer order
-  local todo, present, layers = {}, {}, {}
-  for name in pairs(records) do
-    local l = tonumber(name:match('^conv(%d+)_') or '')
-    if l then layers[#layers + 1] = l end
-  end
-  table.sort(layers)
-  local seen = {}
-  for _, l in ipairs(layers) do
-    if not seen[l] then
-      seen[l] = true
-      for _, k in ipairs(expand_kinds) do
-        local name = fmt('conv%d_%s.npy', l, k.kind)
-        if records[name] then
-          if util.exists(path(name)) and not opts.force then
-            present[#present + 1] = name
-          else
-            todo[#todo + 1] = {name = name, layer = l, kind = k.kind, from = k.from}
-          end
-        end
-      end
-    end
-  end
+  local records = matrix_records(dir)
+  local todo, present = expand_plan(dir, records, opts.force)
   local function count(n) return fmt('%d matri%s', n, n == 1 and 'x' or 'ces') end
   log(fmt('expand: %s: %s to write, %s already there', dir, count(#todo), count(#present)))
 
   -- every input present before any work
-  local need = {}
-  for _, t in ipairs(todo) do
-    local inputs = {t.from}
-    if t.kind == 'agop' then inputs[2] = fmt('conv%d_agop_s.npy', t.layer) end
-    for _, f in ipairs(inputs) do
-      if not util.exists(path(f)) then
-        fail('%s is missing: %s cannot be rebuilt without it', path(f), t.name)
-      end
-      need[f] = true
-    end
-  end
-  local models = require('agop.models')
-  local features = require('agop.features')
-  local io_ = require('agop.io')
   local nets = {}
-  for _, f in ipairs{'model_init.safetensors', 'model.safetensors'} do
-    if need[f] then nets[f] = models.load(path(f)) end
+  for _, t in ipairs(todo) do
+    for _, f in ipairs(t.inputs) do
+      if not util.exists(path(f)) then
+        expand_fail('%s is missing: %s cannot be rebuilt without it', path(f), t.name)
+      end
+    end
+    nets[t.from] = true
   end
-
-  local tol = report.expand_tolerance
-  -- the checks of a matrix against its record; the worst relative difference
-  local function check(name, m, inputs)
-    local rec, got = records[name], report.matrix_stats(m)
-    if type(rec) ~= 'table' or type(rec.shape) ~= 'table' or type(rec.trace) ~= 'number'
-       or type(rec.fro) ~= 'number' then
-      fail('%s: the record of %s has no shape, trace and fro', path('run.json'), name)
-    end
-    local shape = table.concat(got.shape, 'x')
-    if shape ~= table.concat(rec.shape, 'x') then
-      fail('%s: rebuilt as %s, but run.json records %s (not written)', name, shape,
-           table.concat(rec.shape, 'x'))
-    end
-    local dt, df = rel_diff(got.trace, rec.trace), rel_diff(got.fro, rec.fro)
-    if not (dt <= tol and df <= tol) then
-      fail('%s: the matrix rebuilt from %s does not match run.json (trace %.9g vs %.9g, '
-           .. 'fro %.9g vs %.9g: relative differences %.2e, %.2e > %.0e); not written: are '
-           .. 'those files the ones this run wrote?', name, inputs, got.trace, rec.trace,
-           got.fro, rec.fro, dt, df, tol)
-    end
-    return shape, dt, df
+  local models, features = require('agop.models'), require('agop.features')
+  for _, f in ipairs{'model_init.safetensors', 'model.safetensors'} do
+    if nets[f] then nets[f] = models.load(path(f)) end
   end
 
   local written = {}
@@ -254,22 +261,21 @@ function report.expand_matrices(dir, opts)
     local net = nets[t.from]
     local conv = net.convs[t.layer]
     if not conv then
-      fail('%s has %d conv layers, run.json lists %s', path(t.from), #net.convs, t.name)
+      expand_fail('%s has %d conv layers, run.json lists %s', path(t.from), #net.convs, t.name)
     end
     local m
     if t.kind == 'agop' then
-      local sname = fmt('conv%d_agop_s.npy', t.layer)
-      local s = io_.load_npy(path(sname))
-      if records[sname] then check(sname, s, sname) end
+      local sname = t.inputs[2]
+      local s = files.load_npy(path(sname))
+      if records[sname] then check_record(dir, records, sname, s, sname) end
       local okx, r = pcall(features.agop_expand, s, conv)
-      if not okx then fail('%s: %s', sname, tostring(r)) end
+      if not okx then expand_fail('%s: %s', sname, tostring(r)) end
       m = r
     else
       m = features.nfm(conv)
     end
-    local shape, dt, df = check(t.name, m, t.kind == 'agop'
-      and fmt('%s and conv%d_agop_s.npy', t.from, t.layer) or t.from)
-    io_.save_npy(path(t.name), m)
+    local shape, dt, df = check_record(dir, records, t.name, m, table.concat(t.inputs, ' and '))
+    files.save_npy(path(t.name), m)
     written[#written + 1] = t.name
     log(fmt('  %-22s %-10s trace rel diff %.1e, fro rel diff %.1e: written', t.name, shape,
             dt, df))
@@ -284,23 +290,27 @@ local function f3(x) return x and string.format('%.3f', x) or '-' end
 
 -- The columns of Table 1, in CSV order: key (CSV name) and Markdown header. The first
 -- nine are the original table's; the rest are issue 14's nulls, off-diagonal ρ and CIs.
+-- `brief` (a position) puts a column in the short tables too: the text table of
+-- report.table1 and the Markdown of report.table1_seeds; `text` is its text header and
+-- width there.
 report.table1_columns = {
-  {'weight_change', '‖W−W₀‖/‖W₀‖'},
-  {'corr_init_trained', 'ρ(init CNFM, trained CNFM)'},
-  {'corr_nfm_agop', 'ρ(CNFM, AGOP)'},
-  {'corr_nfm_sqrt_agop', 'ρ(CNFM, AGOP^½)'},
+  {'weight_change', '‖W−W₀‖/‖W₀‖', brief = 1, text = {'|dW|/|W0|', 8}},
+  {'corr_init_trained', 'ρ(init CNFM, trained CNFM)', brief = 2, text = {'init~trn', 10}},
+  {'corr_nfm_agop', 'ρ(CNFM, AGOP)', text = {'nfm~agop', 10}, text_only = 3},
+  {'corr_nfm_sqrt_agop', 'ρ(CNFM, AGOP^½)', brief = 4, text = {'nfm~agop½', 10}},
   {'cos_init_trained', 'cos(init, trained)'},
   {'cos_nfm_agop', 'cos(CNFM, AGOP)'},
   {'cos_nfm_sqrt_agop', 'cos(CNFM, AGOP^½)'},
-  {'corr_init_nfm_sqrt_agop', 'control: ρ(CNFM, AGOP^½) at init'},
-  {'null_rho_nfm_nfm_half', 'null: ρ(CNFM, CNFM^½)'},
+  {'corr_init_nfm_sqrt_agop', 'control: ρ(CNFM, AGOP^½) at init', brief = 6,
+   text = {'at init', 10}},
+  {'null_rho_nfm_nfm_half', 'null: ρ(CNFM, CNFM^½)', brief = 5, text = {'null n~n½', 10}},
   {'null_rho_init', 'null at init: ρ(N₀, N₀^½)'},
-  {'ci_low', 'CI low'},
+  {'ci_low', 'CI low', text = {'95% CI', 16}, text_only = 7},
   {'ci_high', 'CI high'},
-  {'corr_nfm_sqrt_agop_offdiag', 'ρ(CNFM, AGOP^½) off-diag'},
+  {'corr_nfm_sqrt_agop_offdiag', 'ρ(CNFM, AGOP^½) off-diag', brief = 8},
   {'ci_low_offdiag', 'CI low off-diag'},
   {'ci_high_offdiag', 'CI high off-diag'},
-  {'corr_init_trained_offdiag', 'ρ(init, trained CNFM) off-diag'},
+  {'corr_init_trained_offdiag', 'ρ(init, trained CNFM) off-diag', brief = 9},
 }
 
 local TABLE1_NOTE = '‖W−W₀‖/‖W₀‖: how far training moved the layer\'s weights from their initial values. ' ..
@@ -313,64 +323,110 @@ local TABLE1_NOTE = '‖W−W₀‖/‖W₀‖: how far training moved the layer
   'AGOP^½ is the patch-AGOP\'s matrix square root (negative eigenvalues clipped). ' ..
   'Seed columns: the reference study (VGG11 on MNIST, AGOP^½ over 10 classes and 11 images).'
 
+-- The columns of the table for one format: the spec's columns (in CSV order, or sorted by
+-- `brief` for the short ones), between the layer and weight columns and the seed study's.
+local function table1_layout(short)
+  local cols = {}
+  for _, c in ipairs(report.table1_columns) do
+    if not short or (short == 'text' and c.text) or (short == 'seeds' and c.brief) then
+      cols[#cols + 1] = c
+    end
+  end
+  if short then
+    table.sort(cols, function(a, b) return (a.brief or a.text_only) < (b.brief or b.text_only) end)
+  end
+  return cols
+end
+
+-- A table as lines: header cells, then one row of cells per layer; `sep` between cells,
+-- each formatted by `fmt` (one per column; a nil header cell is left out with its sep).
+local function lines_of(header, rows, fmts, seps, out)
+  local function line(cells)
+    local parts = {}
+    for i, v in ipairs(cells) do
+      if v ~= false then
+        parts[#parts + 1] = (i > 1 and seps[i] or '') .. string.format(fmts[i], v)
+      end
+    end
+    return table.concat(parts)
+  end
+  out[#out + 1] = line(header)
+  for _, cells in ipairs(rows) do out[#out + 1] = line(cells) end
+  return out
+end
+
 --- Table 1 from per-layer rows: {text=, markdown=, csv=}. Missing values print as '-'
---- (Markdown, text) or an empty cell (CSV).
+--- (Markdown, text) or an empty cell (CSV). All three are written from
+--- report.table1_columns.
 function report.table1(rows)
   local seed = report.seed_table1
-  local cols = report.table1_columns
-  local text = {string.format('%-6s %-14s %8s %10s %10s %10s %10s %10s %16s   %s',
-    'layer', 'weight', '|dW|/|W0|', 'init~trn', 'nfm~agop', 'nfm~agop½', 'null n~n½', 'at init',
-    '95% CI', 'seed: init~trn nfm~agop½')}
+  local cols, brief = table1_layout(false), table1_layout('text')
+  -- text: fixed widths, the brief columns, the seed's two values under one header
+  local th, tf, ts = {'layer', 'weight'}, {'%-6s', '%-14s'}, {'', ' '}
+  for _, c in ipairs(brief) do
+    th[#th + 1], tf[#tf + 1], ts[#ts + 1] = c.text[1], '%' .. c.text[2] .. 's', ' '
+  end
+  th[#th + 1], th[#th + 2] = 'seed: init~trn nfm~agop½', false
+  tf[#tf + 1], tf[#tf + 2], ts[#ts + 1], ts[#ts + 2] = '%14s', '%8s', '   ', ' '
+  -- Markdown and CSV: every column
   local head, keys = {'layer', 'weight'}, {'layer', 'weight_shape'}
   for _, c in ipairs(cols) do head[#head + 1], keys[#keys + 1] = c[2], c[1] end
   head[#head + 1], head[#head + 2] = 'seed ρ(init, trained)', 'seed ρ(CNFM, AGOP^½)'
   keys[#keys + 1], keys[#keys + 2] = 'seed_corr_init_trained', 'seed_corr_nfm_sqrt_agop'
-  local md = {'| ' .. table.concat(head, ' | ') .. ' |', '|' .. string.rep('---|', #head)}
-  local csv = {table.concat(keys, ',')}
+  local trows, mrows, crows = {}, {}, {}
   for l, r in ipairs(rows) do
-    text[#text + 1] = string.format('%-6d %-14s %8s %10s %10s %10s %10s %10s %16s   %14s %8s', l,
-      r.shape, f3(r.weight_change), f3(r.corr_init_trained), f3(r.corr_nfm_agop),
-      f3(r.corr_nfm_sqrt_agop), f3(r.null_rho_nfm_nfm_half), f3(r.corr_init_nfm_sqrt_agop),
-      r.ci_low and string.format('[%.3f, %.3f]', r.ci_low, r.ci_high) or '-',
-      f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l]))
-    local mcells, ccells = {tostring(l), r.shape}, {tostring(l), r.shape}
-    for _, c in ipairs(cols) do
-      local v = r[c[1]]
-      mcells[#mcells + 1] = f3(v)
-      ccells[#ccells + 1] = v and string.format('%.6f', v) or ''
+    local si, sn = seed.corr_init_trained[l], seed.corr_nfm_agop[l]
+    local t, m, c = {tostring(l), r.shape}, {tostring(l), r.shape}, {tostring(l), r.shape}
+    for _, col in ipairs(brief) do
+      if col[1] == 'ci_low' then
+        t[#t + 1] = r.ci_low and string.format('[%.3f, %.3f]', r.ci_low, r.ci_high) or '-'
+      else
+        t[#t + 1] = f3(r[col[1]])
+      end
     end
-    mcells[#mcells + 1], mcells[#mcells + 2] = f3(seed.corr_init_trained[l]), f3(seed.corr_nfm_agop[l])
-    ccells[#ccells + 1] = tostring(seed.corr_init_trained[l] or '')
-    ccells[#ccells + 1] = tostring(seed.corr_nfm_agop[l] or '')
-    md[#md + 1] = '| ' .. table.concat(mcells, ' | ') .. ' |'
-    csv[#csv + 1] = table.concat(ccells, ',')
+    t[#t + 1], t[#t + 2] = f3(si), f3(sn)
+    for _, col in ipairs(cols) do
+      local v = r[col[1]]
+      m[#m + 1], c[#c + 1] = f3(v), v and string.format('%.6f', v) or ''
+    end
+    m[#m + 1], m[#m + 2] = f3(si), f3(sn)
+    c[#c + 1], c[#c + 2] = tostring(si or ''), tostring(sn or '')
+    trows[l], mrows[l], crows[l] = t, m, c
   end
-  md[#md + 1] = ''
-  md[#md + 1] = TABLE1_NOTE
-  return {text = table.concat(text, '\n'), markdown = table.concat(md, '\n') .. '\n',
-    csv = table.concat(csv, '\n') .. '\n'}
+  return {text = table.concat(lines_of(th, trows, tf, ts, {}), '\n'),
+    markdown = report.markdown(head, mrows, TABLE1_NOTE), csv = report.csv(keys, crows)}
+end
+
+--- A Markdown table (and a note after a blank line) from header and row cells.
+function report.markdown(head, rows, note)
+  local md = {'| ' .. table.concat(head, ' | ') .. ' |', '|' .. string.rep('---|', #head)}
+  for _, cells in ipairs(rows) do md[#md + 1] = '| ' .. table.concat(cells, ' | ') .. ' |' end
+  if note then md[#md + 1], md[#md + 2] = '', note end
+  return table.concat(md, '\n') .. '\n'
+end
+
+--- CSV text (no quoting: cells are numbers and plain names) from header and row cells.
+function report.csv(keys, rows)
+  local out = {table.concat(keys, ',')}
+  for _, cells in ipairs(rows) do out[#out + 1] = table.concat(cells, ',') end
+  return table.concat(out, '\n') .. '\n'
 end
 
 --- Table 1 over training seeds: per_seed[i] is seed seeds[i]'s list of rows (as
 --- report.table1 takes them), accs[i] its test accuracy. Every numeric column becomes
---- <key>_mean and <key>_std (sample std over seeds). Returns {markdown=, csv=, rows=}.
+--- <key>_mean and <key>_std (sample std over seeds); the Markdown shows the brief ones.
+--- Returns {markdown=, csv=, rows=}.
 function report.table1_seeds(per_seed, seeds, accs)
   local stats = require('agop.stats')
-  local cols = report.table1_columns
+  local cols, brief = table1_layout(false), table1_layout('seeds')
   local nl = #per_seed[1]
   local out_rows = {}
   local keys = {'layer', 'weight_shape'}
   for _, c in ipairs(cols) do keys[#keys + 1], keys[#keys + 2] = c[1] .. '_mean', c[1] .. '_std' end
   keys[#keys + 1] = 'seeds'
-  local csv = {table.concat(keys, ',')}
-  local shown = {'weight_change', 'corr_init_trained', 'corr_nfm_sqrt_agop',
-    'null_rho_nfm_nfm_half', 'corr_init_nfm_sqrt_agop', 'corr_nfm_sqrt_agop_offdiag',
-    'corr_init_trained_offdiag'}
-  local title = {}
-  for _, c in ipairs(cols) do title[c[1]] = c[2] end
   local mhead = {'layer', 'weight'}
-  for _, k in ipairs(shown) do mhead[#mhead + 1] = title[k] end
-  local md = {'| ' .. table.concat(mhead, ' | ') .. ' |', '|' .. string.rep('---|', #mhead)}
+  for _, c in ipairs(brief) do mhead[#mhead + 1] = c[2] end
+  local crows, mrows = {}, {}
   for l = 1, nl do
     local r = {layer = l, shape = per_seed[1][l].shape, seeds = #per_seed}
     local cells = {tostring(l), r.shape}
@@ -383,18 +439,20 @@ function report.table1_seeds(per_seed, seeds, accs)
       cells[#cells + 1] = sd and string.format('%.6f', sd) or ''
     end
     cells[#cells + 1] = tostring(#per_seed)
-    csv[#csv + 1] = table.concat(cells, ',')
+    crows[l] = cells
     local mc = {tostring(l), r.shape}
-    for _, k in ipairs(shown) do mc[#mc + 1] = stats.pm(r[k].mean, r[k].std, r[k].n, '%.3f') end
-    md[#md + 1] = '| ' .. table.concat(mc, ' | ') .. ' |'
+    for _, c in ipairs(brief) do
+      local k = c[1]
+      mc[#mc + 1] = stats.pm(r[k].mean, r[k].std, r[k].n, '%.3f')
+    end
+    mrows[l] = mc
     out_rows[l] = r
   end
   local am, asd, an = stats.mean_std(accs)
-  md[#md + 1] = ''
-  md[#md + 1] = string.format('Mean ± sample std over %d training seeds (%s); test accuracy %s %%. ' ..
+  local note = string.format('Mean ± sample std over %d training seeds (%s); test accuracy %s %%. ' ..
     'Each seed\'s full table: seed<k>/table1.md.', #per_seed, table.concat(seeds, ', '),
     stats.pm(am and 100 * am, asd and 100 * asd, an))
-  return {markdown = table.concat(md, '\n') .. '\n', csv = table.concat(csv, '\n') .. '\n',
+  return {markdown = report.markdown(mhead, mrows, note), csv = report.csv(keys, crows),
     rows = out_rows}
 end
 

@@ -94,8 +94,8 @@ end
 
 --- The p-quantile of Student's t with df > 0 degrees of freedom (bisection on t_cdf).
 function stats.t_quantile(p, df)
-  if not (p > 0 and p < 1) then error(fmt('stats.t_quantile: p must be in (0, 1), got %s', tostring(p)), 2) end
-  if not (df > 0) then error(fmt('stats.t_quantile: df must be > 0, got %s', tostring(df)), 2) end
+  if not (p > 0 and p < 1) then error(fmt('stats.t_quantile: p must be in (0, 1), got %s', tostring(p)), 0) end
+  if not (df > 0) then error(fmt('stats.t_quantile: df must be > 0, got %s', tostring(df)), 0) end
   if p < 0.5 then return -stats.t_quantile(1 - p, df) end
   local lo, hi = 0, 1
   while stats.t_cdf(hi, df) < p do lo, hi = hi, hi * 2 end
@@ -280,12 +280,12 @@ end
 function stats.corr_offdiag(a, b)
   for i, m in ipairs{a, b} do
     if not agop.is_tensor(m) or m:dim() ~= 2 or m:size(1) ~= m:size(2) or m:size(1) < 2 then
-      error(fmt('stats.corr_offdiag: argument #%d must be a d x d tensor with d >= 2', i), 2)
+      error(fmt('stats.corr_offdiag: argument #%d must be a d x d tensor with d >= 2', i), 0)
     end
   end
   local d = a:size(1)
   if b:size(1) ~= d then
-    error(fmt('stats.corr_offdiag: sizes differ: %dx%d vs %dx%d', d, d, b:size(1), b:size(1)), 2)
+    error(fmt('stats.corr_offdiag: sizes differ: %dx%d vs %dx%d', d, d, b:size(1), b:size(1)), 0)
   end
   local function off(m)
     return m:contiguous():view(d * d):narrow(1, 2, d * d - 1):view(d - 1, d + 1)

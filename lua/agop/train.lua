@@ -15,6 +15,7 @@ local util = require('agop.util')
 local optim = require('agop.optim')
 local json = require('agop.json')
 local dist = require('agop.dist')
+local data = require('agop.data')
 
 local train = {}
 
@@ -68,7 +69,7 @@ local function make_optimizer(cfg, total_steps)
   elseif cfg.schedule == 'constant' or cfg.schedule == 'none' then
     sched = optim.schedule.constant{warmup = cfg.warmup}
   else
-    error(string.format("train: unknown schedule '%s' (cosine, step, constant)", tostring(cfg.schedule)), 3)
+    error(string.format("train: unknown schedule '%s' (cosine, step, constant)", tostring(cfg.schedule)), 0)
   end
   if cfg.optimizer == 'sgd' then
     return optim.SGD{lr = cfg.lr, momentum = cfg.momentum, weight_decay = cfg.weight_decay,
@@ -77,7 +78,7 @@ local function make_optimizer(cfg, total_steps)
     return optim.Adam{lr = cfg.lr, betas = cfg.betas, eps = cfg.eps,
       weight_decay = cfg.weight_decay, schedule = sched}
   end
-  error(string.format("train: unknown optimizer '%s' (sgd, adam)", tostring(cfg.optimizer)), 3)
+  error(string.format("train: unknown optimizer '%s' (sgd, adam)", tostring(cfg.optimizer)), 0)
 end
 
 local LOG_FIELDS = {'epoch', 'step', 'loss', 'train_acc', 'test_acc', 'lr', 'seconds', 'img_s'}
@@ -113,7 +114,7 @@ local function save_checkpoint(path, params, opt, st, shuffle_state)
     optimizer = json.encode({kind = ostate.kind, step = ostate.step, buffers = bufnames}),
     log = json.encode(st.log), test_acc = json.encode(st.test_acc),
   }
-  require('agop.io').save_safetensors(path, tensors, meta)
+  require('agop.files').save_safetensors(path, tensors, meta)
 end
 
 -- Reads and checks a whole checkpoint against this run (params, optimizer, nb batches an
@@ -123,7 +124,7 @@ local function read_checkpoint(path, params, opt, cfg, nb, bs)
   local function bad(msg, ...)
     error(string.format('train: cannot resume from %s: ' .. msg, path, ...), 0)
   end
-  local ok, tensors, meta = pcall(require('agop.io').load_safetensors, path)
+  local ok, tensors, meta = pcall(require('agop.files').load_safetensors, path)
   if not ok then bad('%s', tensors) end
   if meta.format ~= 'agoplua-checkpoint-1' then bad('not an agoplua checkpoint') end
   for _, k in ipairs({'epoch', 'batch', 'step', 'images', 'seconds', 'rng_shuffle',
@@ -215,15 +216,182 @@ local function apply_checkpoint(ck, params, opt, shuffle)
   return ck.st
 end
 
-local function progress_line(cfg, st, nb, loss, acc, rate, eta)
-  io.stdout:write(string.format('\r  epoch %d/%d  batch %d/%d  loss %.4f  acc %5.1f%%  %.0f img/s  ETA %s   ',
-    st.epoch, cfg.epochs, st.batch, nb, loss, 100 * acc, rate, util.duration(eta)))
-  io.stdout:flush()
+-- Progress on standard output: a line redrawn in place on a terminal, every tenth of an
+-- epoch in a log, and one summary line per epoch. Silent with cfg.quiet.
+local Progress = {}
+Progress.__index = Progress
+
+local function new_progress(cfg, nb, bs)
+  local tty = cfg.progress == true or (cfg.progress == 'auto' and agop.isatty(1))
+  return setmetatable({cfg = cfg, nb = nb, bs = bs, tty = tty and not cfg.quiet,
+    quiet = cfg.quiet}, Progress)
 end
 
---- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
---- accuracy on test_set after every epoch. Returns {test_acc = {per epoch}, final_test_acc,
---- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
+-- after batch b of the epoch; ep = the epoch's running sums, t0 its start, now the time
+function Progress:batch(st, b, ep, t0, now)
+  local cfg, nb = self.cfg, self.nb
+  if self.quiet then return end
+  local rate = ep.n / math.max(now - t0, 1e-9)
+  local eta = ((nb - b) + (cfg.epochs - st.epoch) * nb) * self.bs / rate
+  if self.tty then
+    io.stdout:write(string.format('\r  epoch %d/%d  batch %d/%d  loss %.4f  acc %5.1f%%  %.0f img/s  ETA %s   ',
+      st.epoch, cfg.epochs, b, nb, ep.loss / ep.n, 100 * ep.correct / ep.n, rate, util.duration(eta)))
+    io.stdout:flush()
+  elseif nb >= 50 and b % (nb // 10) == 0 and b < nb then -- in a log: every tenth
+    print(string.format('  epoch %d/%d  batch %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s',
+      st.epoch, cfg.epochs, b, nb, ep.loss / ep.n, 100 * ep.correct / ep.n, rate,
+      util.duration(eta)))
+    io.stdout:flush()
+  end
+end
+
+-- ends the redrawn line (before an error or the epoch's summary)
+function Progress:break_line()
+  if self.tty then io.stdout:write('\n') end
+end
+
+function Progress:epoch(st, ep, acc, epoch_seconds)
+  self:break_line()
+  if self.quiet then return end
+  print(string.format('epoch %d/%d: loss %.4f  train acc %.2f%%  test acc %s  %.0f img/s  %s',
+    st.epoch, self.cfg.epochs, ep.n > 0 and ep.loss / ep.n or 0 / 0,
+    ep.n > 0 and 100 * ep.correct / ep.n or 0,
+    acc and string.format('%.2f%%', 100 * acc) or '-', ep.n / math.max(epoch_seconds, 1e-9),
+    util.duration(st.seconds)))
+end
+
+-- One optimizer step on this rank's images idx of a batch of m: forward, backward, (the
+-- gradients summed over ranks), the update. Returns the batch's mean loss and the number
+-- of correct predictions (over all ranks).
+local function train_step(model, set, idx, m, params, grads, opt, size)
+  local mr = #idx
+  model:zeroGrad()
+  local loss, correct = 0, 0
+  if mr > 0 then
+    local x = set.images:index_select(1, idx)
+    local y = set.labels:index_select(1, idx)
+    local out = model:forward(x)
+    local gout
+    loss, gout = agop.cross_entropy(out, y)
+    -- the shard's mean loss weighs mr/m in the batch's: summed gradients = 1 rank's
+    if size > 1 then gout:mul_(mr / m) end
+    model:backward(x, gout)
+    correct = train.count_correct(out, y)
+  end
+  if size > 1 then -- one allreduce of the flat gradient buffer per step
+    dist.allreduce(grads)
+    local sum = dist.allreduce({loss * mr, correct})
+    loss, correct = sum[1] / m, sum[2]
+  end
+  return loss, correct
+end
+
+-- A run of train.fit: its configuration, model, data, optimizer, generators, progress
+-- and state st (epoch, batch, step, images, seconds, log, test_acc); methods below.
+local Fit = {}
+Fit.__index = Fit
+
+local function new_fit(model, train_set, test_set, cfg)
+  -- under mpirun: every rank takes its shard of each global batch, and rank 0 alone
+  -- prints, writes checkpoints and logs
+  local rank, size = dist.rank(), dist.size()
+  if rank ~= 0 then cfg.quiet = true end
+  if cfg.threads > 0 then agop.set_threads(cfg.threads) end
+  local n = train_set.images:size(1)
+  if train_set.labels:size(1) ~= n then
+    error(string.format('train: %d images but %d labels', n, train_set.labels:size(1)), 0)
+  end
+  local bs = cfg.batch
+  local nb = (n + bs - 1) // bs
+  local total = cfg.epochs * nb
+  if cfg.max_steps > 0 then total = math.min(total, cfg.max_steps) end
+  local params, grads = model:flatten_parameters()
+  local r = setmetatable({model = model, set = train_set, test_set = test_set, cfg = cfg,
+    rank = rank, size = size, n = n, bs = bs, nb = nb, params = params, grads = grads,
+    opt = make_optimizer(cfg, total), shuffle = agop.Generator(cfg.seed),
+    progress = new_progress(cfg, nb, bs),
+    ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil,
+    st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}},
+  }, Fit)
+  if r.ckpt and rank == 0 then util.mkdir(cfg.out) end
+  if cfg.resume and r.ckpt and dist.broadcast(rank == 0 and util.exists(r.ckpt)) then
+    r.st = apply_checkpoint(read_checkpoint(r.ckpt, params, r.opt, cfg, nb, bs), params, r.opt,
+      r.shuffle)
+    r.resumed_from = r.st.epoch
+    if not cfg.quiet then
+      print(string.format('train: resumed from %s (epoch %d, batch %d, step %d)', r.ckpt,
+        r.st.epoch, r.st.batch, r.st.step))
+    end
+  end
+  r.last_good = r.ckpt and util.exists(r.ckpt) and r.ckpt or 'none written yet'
+  return r
+end
+
+function Fit:checkpoint(epoch_state)
+  if self.ckpt and self.cfg.checkpoint and self.rank == 0 then
+    save_checkpoint(self.ckpt, self.params, self.opt, self.st, epoch_state)
+    self.last_good = self.ckpt
+  end
+end
+
+function Fit:write_log()
+  if self.cfg.out ~= '' and self.rank == 0 then
+    write_log(self.cfg.out .. '/train_log.csv', self.st.log)
+  end
+end
+
+-- The batches of one epoch from st.batch + 1, in the order perm; ep collects the epoch's
+-- sums, t0 is its start.
+function Fit:run_epoch(perm, ep, t0)
+  local cfg, st, opt = self.cfg, self.st, self.opt
+  local seconds0 = st.seconds
+  local win = {loss = 0, correct = 0, n = 0, t = t0}
+  -- idx: this rank's images of the batch (all of them on one process)
+  for b, idx, m in data.batch_indices(self.n, self.bs, {order = perm, from = st.batch + 1,
+                                                        rank = self.rank, size = self.size}) do
+    if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
+    local loss, correct = train_step(self.model, self.set, idx, m, self.params, self.grads,
+      opt, self.size)
+    if loss ~= loss or loss == math.huge or loss == -math.huge then
+      error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
+        tostring(loss), st.step + 1, st.epoch, b, self.last_good), 0)
+    end
+    local lr = opt:get_lr()
+    opt:step(self.params, self.grads)
+    st.step, st.batch, st.images = st.step + 1, b, st.images + m
+    for _, w in ipairs({win, ep}) do
+      w.loss, w.correct, w.n = w.loss + loss * m, w.correct + correct, w.n + m
+    end
+    local now = agop.time()
+    st.seconds = seconds0 + (now - t0)
+    if cfg.on_step then cfg.on_step(st.step, loss, st) end
+    if st.step % cfg.log_every == 0 then
+      st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win.loss / win.n,
+        train_acc = win.correct / win.n, lr = lr, seconds = st.seconds,
+        img_s = win.n / math.max(now - win.t, 1e-9)}
+      win.loss, win.correct, win.n, win.t = 0, 0, 0, now
+    end
+    self.progress:batch(st, b, ep, t0, now)
+  end
+end
+
+-- After a whole epoch: test accuracy, the log row, the summary line, the checkpoint.
+function Fit:end_epoch(ep, t0)
+  local cfg, st = self.cfg, self.st
+  local epoch_seconds = agop.time() - t0
+  local acc = self.test_set and train.evaluate(self.model, self.test_set, cfg.eval_batch) or nil
+  st.test_acc[#st.test_acc + 1] = acc or -1
+  st.log[#st.log + 1] = {epoch = st.epoch, step = st.step,
+    loss = ep.n > 0 and ep.loss / ep.n or nil, train_acc = ep.n > 0 and ep.correct / ep.n or nil,
+    test_acc = acc, lr = self.opt:get_lr(), seconds = st.seconds,
+    img_s = ep.n / math.max(epoch_seconds, 1e-9)}
+  self.progress:epoch(st, ep, acc, epoch_seconds)
+  st.epoch, st.batch = st.epoch + 1, 0
+  self:checkpoint(self.shuffle:get_state())
+  self:write_log()
+  if cfg.on_epoch then cfg.on_epoch(st.epoch - 1, acc, st) end
+end
+
 -- Nothing in a training step reads d loss / d image: the model's first leaf module (when it
 -- has the need_gradInput switch, as nn.Conv2d and nn.Linear do) skips its input gradient,
 -- VGG11's conv1 input gradient, 6 ms of a 237 ms step at B=64 on oneDNN. Returns the
@@ -237,149 +405,43 @@ local function skip_input_gradient(model)
   return function() m.need_gradInput = was end
 end
 
+
+--- Trains `model` on train_set ({images = (N,C,H,W), labels = (N)}) and reports test
+--- accuracy on test_set after every epoch. Returns {test_acc = {per epoch}, final_test_acc,
+--- steps, seconds, img_per_s, log = rows, resumed_from = epoch or nil}.
 function train.fit(model, train_set, test_set, opts)
-  local cfg = util.options(opts, train.defaults, 'train')
-  -- under mpirun: every rank takes its shard of each global batch, and rank 0 alone
-  -- prints, writes checkpoints and logs
-  local rank, size = dist.rank(), dist.size()
-  if rank ~= 0 then cfg.quiet = true end
-  if cfg.threads > 0 then agop.set_threads(cfg.threads) end
-  local n = train_set.images:size(1)
-  if train_set.labels:size(1) ~= n then
-    error(string.format('train: %d images but %d labels', n, train_set.labels:size(1)), 2)
-  end
-  local bs = cfg.batch
-  local nb = (n + bs - 1) // bs
-  local total = cfg.epochs * nb
-  if cfg.max_steps > 0 then total = math.min(total, cfg.max_steps) end
-  local params, grads = model:flatten_parameters()
-  local opt = make_optimizer(cfg, total)
-  local shuffle = agop.Generator(cfg.seed)
-  local tty = cfg.progress == true or (cfg.progress == 'auto' and agop.isatty(1))
-  local ckpt = cfg.out ~= '' and (cfg.out .. '/checkpoint.safetensors') or nil
-  if ckpt and rank == 0 then util.mkdir(cfg.out) end
-
-  local st = {epoch = 1, batch = 0, step = 0, images = 0, seconds = 0, log = {}, test_acc = {}}
-  local resumed_from
-  if cfg.resume and ckpt and dist.broadcast(rank == 0 and util.exists(ckpt)) then
-    st = apply_checkpoint(read_checkpoint(ckpt, params, opt, cfg, nb, bs), params, opt, shuffle)
-    resumed_from = st.epoch
-    if not cfg.quiet then
-      print(string.format('train: resumed from %s (epoch %d, batch %d, step %d)', ckpt, st.epoch, st.batch, st.step))
-    end
-  end
-  local last_good = ckpt and util.exists(ckpt) and ckpt or 'none written yet'
-
-  local function checkpoint(epoch_state)
-    if ckpt and cfg.checkpoint and rank == 0 then
-      save_checkpoint(ckpt, params, opt, st, epoch_state)
-      last_good = ckpt
-    end
-  end
-
+  local r = new_fit(model, train_set, test_set, util.options(opts, train.defaults, 'train'))
+  local cfg, st = r.cfg, r.st
   model:train()
   while st.epoch <= cfg.epochs and (cfg.max_steps == 0 or st.step < cfg.max_steps) do
-    local epoch_state = shuffle:get_state()
-    local perm = shuffle:permutation(n)
+    local epoch_state = r.shuffle:get_state()
+    local perm = r.shuffle:permutation(r.n)
     local t0 = agop.time()
-    local seconds0 = st.seconds
-    local win_loss, win_correct, win_n, win_t = 0, 0, 0, t0
-    local ep_loss, ep_correct, ep_n = 0, 0, 0
+    local ep = {loss = 0, correct = 0, n = 0}
+    -- Ctrl-C is told from other errors by the host's count of them, not by the message
+    local interrupts = agop.interrupts()
     local restore_input_gradient = skip_input_gradient(model)
-    local ok, err = pcall(function()
-      for b = st.batch + 1, nb do
-        if cfg.max_steps > 0 and st.step >= cfg.max_steps then break end
-        local i0 = (b - 1) * bs
-        local m = math.min(bs, n - i0)
-        local first, mr = dist.shard(m, rank, size) -- this rank's images of the batch
-        model:zeroGrad()
-        local loss, correct = 0, 0
-        if mr > 0 then
-          local idx = table.move(perm, i0 + first, i0 + first + mr - 1, 1, {})
-          local x = train_set.images:index_select(1, idx)
-          local y = train_set.labels:index_select(1, idx)
-          local out = model:forward(x)
-          local gout
-          loss, gout = agop.cross_entropy(out, y)
-          -- the shard's mean loss weighs mr/m in the batch's: summed gradients = 1 rank's
-          if size > 1 then gout:mul_(mr / m) end
-          model:backward(x, gout)
-          correct = train.count_correct(out, y)
-        end
-        if size > 1 then -- one allreduce of the flat gradient buffer per step
-          dist.allreduce(grads)
-          local sum = dist.allreduce({loss * mr, correct})
-          loss, correct = sum[1] / m, sum[2]
-        end
-        if loss ~= loss or loss == math.huge or loss == -math.huge then
-          error(string.format('train: loss is %s at step %d (epoch %d, batch %d); last good checkpoint: %s',
-            tostring(loss), st.step + 1, st.epoch, b, last_good), 0)
-        end
-        local lr = opt:get_lr()
-        opt:step(params, grads)
-        st.step, st.batch, st.images = st.step + 1, b, st.images + m
-        win_loss, win_correct, win_n = win_loss + loss * m, win_correct + correct, win_n + m
-        ep_loss, ep_correct, ep_n = ep_loss + loss * m, ep_correct + correct, ep_n + m
-        local now = agop.time()
-        st.seconds = seconds0 + (now - t0)
-        if cfg.on_step then cfg.on_step(st.step, loss, st) end
-        if st.step % cfg.log_every == 0 then
-          st.log[#st.log + 1] = {epoch = st.epoch, step = st.step, loss = win_loss / win_n,
-            train_acc = win_correct / win_n, lr = lr, seconds = st.seconds,
-            img_s = win_n / math.max(now - win_t, 1e-9)}
-          win_loss, win_correct, win_n, win_t = 0, 0, 0, now
-        end
-        if not cfg.quiet then
-          local rate = ep_n / math.max(now - t0, 1e-9)
-          local left = (nb - b) + (cfg.epochs - st.epoch) * nb
-          if tty then
-            progress_line(cfg, st, nb, ep_loss / ep_n, ep_correct / ep_n, rate, left * bs / rate)
-          elseif nb >= 50 and b % (nb // 10) == 0 and b < nb then -- in a log: every tenth
-            print(string.format('  epoch %d/%d  batch %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s',
-              st.epoch, cfg.epochs, b, nb, ep_loss / ep_n, 100 * ep_correct / ep_n, rate,
-              util.duration(left * bs / rate)))
-            io.stdout:flush()
-          end
-        end
-      end
-    end)
+    local ok, err = pcall(r.run_epoch, r, perm, ep, t0)
     restore_input_gradient()
     if not ok then
-      if tty and not cfg.quiet then io.stdout:write('\n') end
-      if tostring(err):find('interrupted') then
-        checkpoint(epoch_state)
-        if ckpt and not cfg.quiet then
-          print(string.format('train: interrupted at step %d; checkpoint written to %s (resume with --resume)', st.step, ckpt))
+      r.progress:break_line()
+      if agop.interrupts() ~= interrupts then
+        r:checkpoint(epoch_state)
+        if r.ckpt and not cfg.quiet then
+          print(string.format('train: interrupted at step %d; checkpoint written to %s (resume with --resume)', st.step, r.ckpt))
         end
       end
       error(err, 0)
     end
-    if st.batch < nb then break end -- max_steps reached inside the epoch
-    local epoch_seconds = agop.time() - t0
-    local acc = test_set and train.evaluate(model, test_set, cfg.eval_batch) or nil
-    st.test_acc[#st.test_acc + 1] = acc or -1
-    st.log[#st.log + 1] = {epoch = st.epoch, step = st.step,
-      loss = ep_n > 0 and ep_loss / ep_n or nil, train_acc = ep_n > 0 and ep_correct / ep_n or nil,
-      test_acc = acc, lr = opt:get_lr(), seconds = st.seconds,
-      img_s = ep_n / math.max(epoch_seconds, 1e-9)}
-    if tty and not cfg.quiet then io.stdout:write('\n') end
-    if not cfg.quiet then
-      print(string.format('epoch %d/%d: loss %.4f  train acc %.2f%%  test acc %s  %.0f img/s  %s',
-        st.epoch, cfg.epochs, ep_n > 0 and ep_loss / ep_n or 0 / 0, ep_n > 0 and 100 * ep_correct / ep_n or 0,
-        acc and string.format('%.2f%%', 100 * acc) or '-', ep_n / math.max(epoch_seconds, 1e-9),
-        util.duration(st.seconds)))
-    end
-    st.epoch, st.batch = st.epoch + 1, 0
-    checkpoint(shuffle:get_state())
-    if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
-    if cfg.on_epoch then cfg.on_epoch(st.epoch - 1, acc, st) end
+    if st.batch < r.nb then break end -- max_steps reached inside the epoch
+    r:end_epoch(ep, t0)
   end
-  if cfg.out ~= '' and rank == 0 then write_log(cfg.out .. '/train_log.csv', st.log) end
+  r:write_log()
   return {
     test_acc = st.test_acc, final_test_acc = st.test_acc[#st.test_acc],
     steps = st.step, seconds = st.seconds,
     img_per_s = st.seconds > 0 and st.images / st.seconds or 0, images = st.images,
-    log = st.log, resumed_from = resumed_from,
+    log = st.log, resumed_from = r.resumed_from,
   }
 end
 

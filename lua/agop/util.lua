@@ -29,31 +29,38 @@ function util.closest(key, known)
   return nil
 end
 
---- Checks `opts` against `defaults` and returns a new table with the defaults filled in.
---- An unknown key is an error naming `where`: "train: unknown option 'lr_rate' (did you
---- mean 'lr'?)". A default of util.REQUIRED makes the key mandatory.
+--- util.options(opts, defaults, where) -> a new table: opts checked against `defaults`,
+--- with the defaults filled in. The one options parser of the library:
+---   * opts may be nil (all defaults); anything else but a table is an error;
+---   * an unknown key is an error naming `where`, with the closest known key:
+---     "train: unknown option 'lr_rate' (did you mean 'lr'?)";
+---   * a default of util.REQUIRED makes the key mandatory ("option 'lr' is required");
+---   * a default of util.NONE marks a known key without default (nil when not given);
+---   * a default of `false` is kept as false (a key that is off, or absent, by default).
+--- Errors follow agop.check's policy: "where: message", raised at level 0 (no file:line).
 util.REQUIRED = setmetatable({}, {__tostring = function() return '<required>' end})
+util.NONE = setmetatable({}, {__tostring = function() return '<none>' end})
 
 function util.options(opts, defaults, where)
   where = where or 'options'
   if opts ~= nil and type(opts) ~= 'table' then
-    error(string.format('%s: options must be a table, got %s', where, type(opts)), 3)
+    error(string.format('%s: options must be a table, got %s', where, type(opts)), 0)
   end
   local out = {}
   for k, v in pairs(opts or {}) do
     if defaults[k] == nil then
       local near = type(k) == 'string' and util.closest(k, defaults)
       error(string.format("%s: unknown option '%s'%s", where, tostring(k),
-        near and string.format(" (did you mean '%s'?)", near) or ''), 3)
+        near and string.format(" (did you mean '%s'?)", near) or ''), 0)
     end
     out[k] = v
   end
   for k, v in pairs(defaults) do
     if out[k] == nil then
       if v == util.REQUIRED then
-        error(string.format("%s: option '%s' is required", where, k), 3)
+        error(string.format("%s: option '%s' is required", where, k), 0)
       end
-      out[k] = v
+      if v ~= util.NONE then out[k] = v end
     end
   end
   return out
@@ -93,7 +100,7 @@ end
 --- Creates the folder (and parents); errors with the path when it cannot.
 function util.mkdir(path)
   local ok = os.execute(string.format("mkdir -p '%s'", path:gsub("'", "'\\''")))
-  if not ok then error(string.format("cannot create folder '%s'", path), 2) end
+  if not ok then error(string.format("cannot create folder '%s'", path), 0) end
 end
 
 --- True when a file can be opened for reading.
@@ -106,7 +113,7 @@ end
 --- Reads a whole file, or errors naming it.
 function util.read_file(path)
   local f, err = io.open(path, 'rb')
-  if not f then error(string.format('cannot read %s', err), 2) end
+  if not f then error(string.format('cannot read %s', err), 0) end
   local s = f:read('a')
   f:close()
   return s
@@ -115,7 +122,7 @@ end
 --- Writes a whole file atomically (temporary file, fsync, rename: agop.write_atomic).
 function util.write_file(path, text)
   local ok, err = pcall(require('agop').write_atomic, path, {text})
-  if not ok then error(tostring(err), 2) end
+  if not ok then error(tostring(err), 0) end
 end
 
 --- The words of a comma- (or space-) separated list: 'a, b,c' -> {'a', 'b', 'c'}.

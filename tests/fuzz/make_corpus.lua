@@ -4,7 +4,7 @@
 --   ./agoplua tests/fuzz/make_corpus.lua
 -- Inputs of idx, idx_gzip and model start with a selector byte (see those targets).
 local agop = require('agop')
-local aio = require('agop.io')
+local files = require('agop.files')
 local json = require('agop.json')
 local models = require('agop.models')
 local train = require('agop.train')
@@ -47,9 +47,9 @@ local function npy_header(descr, shape, major)
   local padded = dict .. string.rep(' ', (64 - (pre + #dict + 1) % 64) % 64) .. '\n'
   return '\x93NUMPY' .. string.char(major, 0) .. string.pack(lenfmt, #padded) .. padded
 end
-aio.save_npy(tmp .. '/a.npy', agop.arange(0, 6):reshape(2, 3))
+files.save_npy(tmp .. '/a.npy', agop.arange(0, 6):reshape(2, 3))
 put('npy', 'f4_2x3', slurp(tmp .. '/a.npy'))
-aio.save_npy(tmp .. '/b.npy', agop.arange(0, 4):div(3), {dtype = 'f8'})
+files.save_npy(tmp .. '/b.npy', agop.arange(0, 4):div(3), {dtype = 'f8'})
 put('npy', 'f8_4', slurp(tmp .. '/b.npy'))
 put('npy', 'scalar', npy_header('<f4', '()') .. string.pack('<f', 2.5))
 put('npy', 'v2_zero_dim', npy_header('<f4', '(0, 5)', 2))
@@ -61,7 +61,7 @@ put('npy', 'big_endian', npy_header('>f4', '(1,)') .. '\0\0\0\0')
 put('npy', 'short', '\x93NUMPY\x01\x00\xff\xff{')
 
 -- ---- safetensors: agop's writer (metadata, several dtypes), then edge cases by hand
-aio.save_safetensors(tmp .. '/a.safetensors', {
+files.save_safetensors(tmp .. '/a.safetensors', {
   {name = 'w', tensor = agop.arange(0, 6):reshape(2, 3)},
   {name = 'd', tensor = agop.arange(0, 2), dtype = 'F64'},
   {name = 'i', tensor = agop.arange(0, 3), dtype = 'I64'},

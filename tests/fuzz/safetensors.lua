@@ -1,11 +1,11 @@
--- Fuzz target: a .safetensors file (agop.io.load_safetensors: the JSON header, offsets
+-- Fuzz target: a .safetensors file (agop.files.load_safetensors: the JSON header, offsets
 -- that must tile the data, the data through agop.read_raw).
-local aio = require('agop.io')
+local files = require('agop.files')
 local common = dofile(fuzz.here .. '/common.lua')
 
 return function(data)
   local path = common.write('input.safetensors', data)
-  local ok, tensors, meta, names = pcall(aio.load_safetensors, path)
+  local ok, tensors, meta, names = pcall(files.load_safetensors, path)
   if not ok then return end
   local n = 0
   for _, name in ipairs(names) do

@@ -265,3 +265,38 @@ function TestRealData:test_fashion_mnist()
   lu.assertEquals(t.images:size(), {5, 1, 32, 32})
   lu.assertAlmostEquals(t.images:get(1, 1, 1, 1), -0.2860 / 0.3530, 1e-6)
 end
+
+-- the one batching iterator (data.batches and train.fit): positions of `order`, a start
+-- batch, and each rank's shard of a batch, which together are the whole batch
+function TestData:test_batch_indices_shards_and_start()
+  local order = {5, 3, 1, 2, 4, 7, 6}
+  local seen = {}
+  for b, idx, m, nb in data.batch_indices(7, 3, {order = order}) do
+    lu.assertEquals(nb, 3)
+    lu.assertEquals(m, b < 3 and 3 or 1)
+    for _, i in ipairs(idx) do seen[#seen + 1] = i end
+  end
+  lu.assertEquals(seen, order)
+  local bs = {}
+  for b, idx in data.batch_indices(7, 3, {from = 3}) do bs[#bs + 1] = {b, idx} end
+  lu.assertEquals(bs, {{3, {7}}})
+  lu.assertEquals(#bs, 1)
+  for _, drop in ipairs({false, true}) do
+    local n = 0
+    for _ in data.batch_indices(7, 3, {drop_last = drop}) do n = n + 1 end
+    lu.assertEquals(n, drop and 2 or 3)
+  end
+  -- 3 ranks: the shards of every batch, in rank order, are the batch
+  for b, whole in data.batch_indices(7, 3, {order = order}) do
+    local joined = {}
+    for r = 0, 2 do
+      local nxt = data.batch_indices(7, 3, {order = order, from = b, rank = r, size = 3})
+      local b2, idx, m = nxt()
+      lu.assertEquals(b2, b)
+      lu.assertEquals(m, #whole)
+      for _, i in ipairs(idx) do joined[#joined + 1] = i end
+    end
+    lu.assertEquals(joined, whole)
+  end
+  errors_with("unknown option 'form'", data.batch_indices, 7, 3, {form = 2})
+end

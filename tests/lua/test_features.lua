@@ -8,8 +8,8 @@
 -- gradient of every logit f_c with respect to that patch is taken by central
 -- differences on each of the d patch entries (the nets are piecewise linear, so central
 -- differences are exact up to rounding away from kinks), and
--- G_l = (1/n) sum_x sum_c sum_ij grad grad^T is summed in double, exactly as DESIGN.md
--- section 3 defines it. Nothing of the fast path (W^T g, S, syrk) is used.
+-- G_l = (1/n) sum_x sum_c sum_ij grad grad^T is summed in double, exactly as the README
+-- ("Feature matrices") defines it. Nothing of the fast path (W^T g, S, syrk) is used.
 local lu = require('luaunit')
 local agop = require('agop')
 local nn = require('agop.nn')
@@ -524,7 +524,7 @@ function TestAgop:test_agop_expand_argument_errors()
   helpers.errors_with(E .. 'S is 4x4, expected 3x3 (the weight 3x1x3x3 has 3 output channels)',
                       features.agop_expand, agop.zeros(4, 4), conv)
   helpers.errors_with(E .. 'S is 9, expected 3x3', features.agop_expand, agop.zeros(9), conv)
-  helpers.errors_with(E .. 'S must be a (3, 3) tensor, got table', features.agop_expand, {}, conv)
+  helpers.errors_with(E .. 'S must be a 3x3 tensor, got table', features.agop_expand, {}, conv)
   helpers.errors_with(E .. 'expected an nn.Conv2d or a weight tensor, got nn.ReLU',
                       features.agop_expand, s, nn.ReLU())
   helpers.errors_with(E .. 'weight must be (c_out, c_in, k, k) or (c_out, d), got 3',

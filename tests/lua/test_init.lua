@@ -217,3 +217,30 @@ function TestInit:test_controls_keep_norm_spectrum_or_subspace_of_the_matched_ru
   lu.assertFalse(ok)
   lu.assertStrContains(err, "ctx.match must name a covariance rule")
 end
+
+-- nn's layers and models take their initial weights from the registry, bit for bit the
+-- draws of the rules written out by hand (PyTorch's default; models' Kaiming)
+function TestInit:test_layers_and_models_draw_from_the_registry()
+  local models = require('agop.models')
+  local conv = nn.Conv2d(2, 3, 3, {generator = agop.Generator(5)})
+  local g = agop.Generator(5)
+  local b = 1 / math.sqrt(2 * 3 * 3)
+  local w = agop.zeros(3, 2, 3, 3):uniform_(-b, b, g)
+  local bias = agop.zeros(3):uniform_(-b, b, g)
+  lu.assertTrue(conv.weight:equal(w))
+  lu.assertTrue(conv.bias:equal(bias))
+  local lin = nn.Linear(4, 2, {generator = agop.Generator(6)})
+  local via = nn.Linear(4, 2, {generator = agop.Generator(1)})
+  init.module(via, 'torch_default', {generator = agop.Generator(6)})
+  lu.assertTrue(lin.weight:equal(via.weight))
+  lu.assertTrue(lin.bias:equal(via.bias))
+  -- models.vgg11 init='kaiming': PyTorch's default first, then N(0, 2/fan_in), bias 0
+  local m = models.vgg11{width = 1 / 16, generator = agop.Generator(8)}
+  local g2 = agop.Generator(8)
+  local c1 = m.convs[1]
+  local b1 = 1 / math.sqrt(9)
+  agop.zeros(4, 1, 3, 3):uniform_(-b1, b1, g2)
+  agop.zeros(4):uniform_(-b1, b1, g2)
+  lu.assertTrue(c1.weight:equal(agop.zeros(4, 1, 3, 3):normal_(0, math.sqrt(2 / 9), g2)))
+  lu.assertEquals(c1.bias:abs():sum(), 0)
+end

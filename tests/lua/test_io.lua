@@ -3,7 +3,7 @@
 -- and interchange with NumPy (and PyTorch, when importable) through /usr/bin/python3.
 local lu = require('luaunit')
 local agop = require('agop')
-local aio = require('agop.io')
+local files = require('agop.files')
 local json = require('agop.json')
 
 local PY = '/usr/bin/python3'
@@ -34,7 +34,7 @@ local function f32(values)
   return table.concat(parts)
 end
 
--- a .npy file from its pieces (independent of agop.io's writer)
+-- a .npy file from its pieces (independent of agop.files' writer)
 local function npy_bytes(dict, data, version)
   version = version or 1
   local pre = version == 1 and 10 or 12
@@ -89,15 +89,15 @@ function TestNpy:tearDown() os.execute("rm -rf '" .. self.dir .. "'") end
 
 function TestNpy:test_header_bytes_match_numpy_format()
   local p = self.dir .. '/a.npy'
-  aio.save_npy(p, agop.tensor{{1, 2, 3}, {4, 5, 6.5}})
+  files.save_npy(p, agop.tensor{{1, 2, 3}, {4, 5, 6.5}})
   local want = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
     f32{1, 2, 3, 4, 5, 6.5})
   lu.assertEquals(slurp(p), want)
   lu.assertEquals((#want - 24) % 64, 0) -- data starts on a 64-byte boundary
-  aio.save_npy(p, agop.arange(3))
+  files.save_npy(p, agop.arange(3))
   lu.assertEquals(slurp(p), npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
     f32{0, 1, 2}))
-  aio.save_npy(p, agop.tensor{0.1, -2}, {dtype = 'f8'})
+  files.save_npy(p, agop.tensor{0.1, -2}, {dtype = 'f8'})
   lu.assertEquals(slurp(p), npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
     string.pack('<d<d', string.unpack('<f', string.pack('<f', 0.1)), -2)))
 end
@@ -108,8 +108,8 @@ function TestNpy:test_round_trip_shapes_and_dtypes()
   for _, sizes in ipairs({{5}, {2, 3}, {2, 1, 3, 4}, {0, 3}, {1, 1, 1, 1, 1, 1, 1, 2}}) do
     local t = agop.randn(g, table.unpack(sizes))
     for _, dt in ipairs({'f4', 'f8'}) do
-      aio.save_npy(p, t, {dtype = dt})
-      local u, descr = aio.load_npy(p)
+      files.save_npy(p, t, {dtype = dt})
+      local u, descr = files.load_npy(p)
       lu.assertEquals(descr, dt == 'f4' and '<f4' or '<f8')
       lu.assertEquals(u:size(), t:size())
       lu.assertTrue(u:equal(t), 'values differ for ' .. table.concat(sizes, 'x') .. ' ' .. dt)
@@ -117,25 +117,25 @@ function TestNpy:test_round_trip_shapes_and_dtypes()
   end
   -- a scalar
   write(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", f32{2.5}))
-  local s = aio.load_npy(p)
+  local s = files.load_npy(p)
   lu.assertEquals(s:dim(), 0)
   lu.assertEquals(s:numel(), 1)
   -- a non-contiguous view is written in its logical (C) order
   local m = agop.tensor{{1, 2}, {3, 4}, {5, 6}}
-  aio.save_npy(p, m:t())
-  assert_tensor_equals(aio.load_npy(p), {2, 3}, {1, 3, 5, 2, 4, 6})
+  files.save_npy(p, m:t())
+  assert_tensor_equals(files.load_npy(p), {2, 3}, {1, 3, 5, 2, 4, 6})
 end
 
 function TestNpy:test_reads_versions_2_and_3_and_python_style_headers()
   local p = self.dir .. '/v.npy'
   for _, v in ipairs({2, 3}) do
     write(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", f32{7, 8}, v))
-    assert_tensor_equals(aio.load_npy(p), {2}, {7, 8})
+    assert_tensor_equals(files.load_npy(p), {2}, {7, 8})
   end
   -- key order, double quotes, no trailing comma, Python 2 longs: all legal
   write(p, npy_bytes('{"shape": (1L, 2L), "fortran_order": False, "descr": "<f8"}',
     string.pack('<d<d', 1.5, -3)))
-  assert_tensor_equals(aio.load_npy(p), {1, 2}, {1.5, -3})
+  assert_tensor_equals(files.load_npy(p), {1, 2}, {1.5, -3})
 end
 
 function TestNpy:test_corrupt_files_are_clear_errors()
@@ -184,18 +184,18 @@ function TestNpy:test_corrupt_files_are_clear_errors()
   }
   for i, c in ipairs(cases) do
     write(p, c[1])
-    local err = errors_with(c[2], aio.load_npy, p)
+    local err = errors_with(c[2], files.load_npy, p)
     lu.assertStrContains(err, 'load_npy: ' .. p, false, 'case ' .. i)
   end
-  errors_with('No such file', aio.load_npy, self.dir .. '/missing.npy')
+  errors_with('No such file', files.load_npy, self.dir .. '/missing.npy')
 end
 
 function TestNpy:test_bad_arguments()
-  errors_with("dtype must be 'f4' or 'f8'", aio.save_npy, self.dir .. '/x.npy', agop.zeros(2),
+  errors_with("dtype must be 'f4' or 'f8'", files.save_npy, self.dir .. '/x.npy', agop.zeros(2),
     {dtype = 'f2'})
-  errors_with("unknown option 'dtyp'", aio.save_npy, self.dir .. '/x.npy', agop.zeros(2),
+  errors_with("unknown option 'dtyp'", files.save_npy, self.dir .. '/x.npy', agop.zeros(2),
     {dtyp = 'f4'})
-  errors_with('must be an agop.Tensor', aio.save_npy, self.dir .. '/x.npy', {1, 2})
+  errors_with('must be an agop.Tensor', files.save_npy, self.dir .. '/x.npy', {1, 2})
   lu.assertEquals(list_dir(self.dir), {})
 end
 
@@ -209,7 +209,7 @@ function TestSafetensors:test_layout_matches_the_published_format()
   local p = self.dir .. '/m.safetensors'
   local w = agop.tensor{{{{1, 2}, {3, 4}}}} -- (1, 1, 2, 2)
   local b = agop.tensor{-1}
-  aio.save_safetensors(p, {{name = 'features.0.weight', tensor = w},
+  files.save_safetensors(p, {{name = 'features.0.weight', tensor = w},
     {name = 'features.0.bias', tensor = b}}, {arch = 'vgg11', width = 8})
   local bytes = slurp(p)
   local n = string.unpack('<I8', bytes)
@@ -235,8 +235,8 @@ function TestSafetensors:test_round_trip_map_and_list_forms()
   local g = agop.Generator(7)
   local map = {['a.weight'] = agop.randn(g, 4, 3), ['b'] = agop.randn(g, 2, 1, 3, 3),
     ['c.scalar'] = agop.randn(g, 1), ['empty'] = agop.zeros(0, 5)}
-  aio.save_safetensors(p, map)
-  local t, meta, names = aio.load_safetensors(p)
+  files.save_safetensors(p, map)
+  local t, meta, names = files.load_safetensors(p)
   lu.assertEquals(meta, {})
   -- a map is written in sorted name order; zero-size tensors take no bytes
   lu.assertEquals(names, {'a.weight', 'b', 'c.scalar', 'empty'})
@@ -247,8 +247,8 @@ function TestSafetensors:test_round_trip_map_and_list_forms()
   -- a list keeps its order, and dtypes F64/I64 are honoured
   local list = {{name = 'z', tensor = agop.tensor{1.5, 2}}, {name = 'y', tensor = agop.tensor{3},
     dtype = 'I64'}, {name = 'x', tensor = agop.tensor{{0.25}}, dtype = 'F64'}}
-  aio.save_safetensors(p, list, {note = 'hi'})
-  t, meta, names = aio.load_safetensors(p)
+  files.save_safetensors(p, list, {note = 'hi'})
+  t, meta, names = files.load_safetensors(p)
   lu.assertEquals(names, {'z', 'y', 'x'})
   lu.assertEquals(meta, {note = 'hi'})
   lu.assertEquals(t.y:totable(), {3})
@@ -282,7 +282,7 @@ function TestSafetensors:test_reads_half_bfloat_double_and_integer_dtypes()
     b = {dtype = 'BOOL', shape = {1}, data_offsets = {34, 35}},
   }
   write(p, st_bytes(h, data))
-  local t, _, names = aio.load_safetensors(p)
+  local t, _, names = files.load_safetensors(p)
   lu.assertEquals(#names, 9)
   lu.assertEquals(t.h:totable(), {1, -2, 0.333251953125})
   lu.assertEquals(t.bf:totable(), {1, -5})
@@ -311,7 +311,7 @@ function TestSafetensors:test_corrupt_files_are_clear_errors()
     {st_bytes('{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "a": 1}', d8),
       'duplicate key'},
     {st_bytes({a = e('F8_E4M3', {2}, {0, 2})}, '\0\0'), 'dtype F8_E4M3 is not supported'},
-    {st_bytes({a = e('F32', {3}, {0, 8})}, d8), 'shape (3) of F32 needs 12 bytes'},
+    {st_bytes({a = e('F32', {3}, {0, 8})}, d8), 'shape 3 of F32 needs 12 bytes'},
     {st_bytes({a = e('F32', {2}, {0, 16})}, d8), 'lie outside the data (8 bytes)'},
     {st_bytes({a = e('F32', {2}, {8, 0})}, d8), 'are not a range'},
     {st_bytes({a = e('F32', {2}, {-8, 0})}, d8), 'are not a range'},
@@ -338,45 +338,45 @@ function TestSafetensors:test_corrupt_files_are_clear_errors()
   }
   for i, c in ipairs(cases) do
     write(p, c[1])
-    local err = errors_with(c[2], aio.load_safetensors, p)
+    local err = errors_with(c[2], files.load_safetensors, p)
     lu.assertStrContains(err, 'load_safetensors: ' .. p, false, 'case ' .. i)
   end
-  errors_with('No such file', aio.load_safetensors, self.dir .. '/missing.safetensors')
+  errors_with('No such file', files.load_safetensors, self.dir .. '/missing.safetensors')
   -- a file cut in its data
-  aio.save_safetensors(p, {w = agop.ones(10)})
+  files.save_safetensors(p, {w = agop.ones(10)})
   local bytes = slurp(p)
   write(p, bytes:sub(1, #bytes - 4))
-  errors_with('lie outside the data', aio.load_safetensors, p)
+  errors_with('lie outside the data', files.load_safetensors, p)
 end
 
 function TestSafetensors:test_bad_arguments_leave_nothing_behind()
   local p = self.dir .. '/x.safetensors'
-  errors_with('duplicate tensor name "a"', aio.save_safetensors, p,
+  errors_with('duplicate tensor name "a"', files.save_safetensors, p,
     {{name = 'a', tensor = agop.ones(1)}, {name = 'a', tensor = agop.ones(1)}})
-  errors_with("'__metadata__' is reserved", aio.save_safetensors, p, {__metadata__ = agop.ones(1)})
-  errors_with('must be an agop.Tensor', aio.save_safetensors, p, {a = 3})
-  errors_with('must be {name=<string>, tensor=<tensor>}', aio.save_safetensors, p, {agop.ones(1)})
-  errors_with('(json.encode it)', aio.save_safetensors, p, {a = agop.ones(1)}, {cfg = {1}})
-  errors_with('dtype must be F32, F64 or I64', aio.save_safetensors, p,
+  errors_with("'__metadata__' is reserved", files.save_safetensors, p, {__metadata__ = agop.ones(1)})
+  errors_with('must be an agop.Tensor', files.save_safetensors, p, {a = 3})
+  errors_with('must be {name=<string>, tensor=<tensor>}', files.save_safetensors, p, {agop.ones(1)})
+  errors_with('(json.encode it)', files.save_safetensors, p, {a = agop.ones(1)}, {cfg = {1}})
+  errors_with('dtype must be F32, F64 or I64', files.save_safetensors, p,
     {{name = 'a', tensor = agop.ones(1), dtype = 'F16'}})
   -- I64 of a non-integer fails inside the writer: the temporary file is removed
-  errors_with('is not an integer', aio.save_safetensors, p,
+  errors_with('is not an integer', files.save_safetensors, p,
     {{name = 'a', tensor = agop.tensor{1.5}, dtype = 'I64'}})
-  errors_with('No such file', aio.save_safetensors, self.dir .. '/no/such/dir/x.safetensors',
+  errors_with('No such file', files.save_safetensors, self.dir .. '/no/such/dir/x.safetensors',
     {a = agop.ones(1)})
   lu.assertEquals(list_dir(self.dir), {})
 end
 
 function TestSafetensors:test_writes_are_atomic_replacements()
   local p = self.dir .. '/m.safetensors'
-  aio.save_safetensors(p, {a = agop.ones(3)})
+  files.save_safetensors(p, {a = agop.ones(3)})
   local before = slurp(p)
   -- a failed save leaves the old file intact
-  pcall(aio.save_safetensors, p, {{name = 'a', tensor = agop.tensor{0.5}, dtype = 'I64'}})
+  pcall(files.save_safetensors, p, {{name = 'a', tensor = agop.tensor{0.5}, dtype = 'I64'}})
   lu.assertEquals(slurp(p), before)
   -- a good one replaces it
-  aio.save_safetensors(p, {b = agop.zeros(2)})
-  local t = aio.load_safetensors(p)
+  files.save_safetensors(p, {b = agop.zeros(2)})
+  local t = files.load_safetensors(p)
   lu.assertNil(t.a)
   lu.assertEquals(t.b:totable(), {0, 0})
   lu.assertEquals(list_dir(self.dir), {'m.safetensors'})
@@ -408,9 +408,9 @@ function TestInterop:tearDown() os.execute("rm -rf '" .. self.dir .. "'") end
 function TestInterop:test_numpy_reads_agoplua_files()
   if not have_numpy then lu.skip('python3-numpy not importable by ' .. PY .. ' (make deps)') end
   local t = agop.tensor{{1, -2.5, 3e-8}, {4e7, 5, 6}}
-  aio.save_npy(self.dir .. '/a4.npy', t)
-  aio.save_npy(self.dir .. '/a8.npy', t, {dtype = 'f8'})
-  aio.save_safetensors(self.dir .. '/m.safetensors', {{name = 'features.0.weight',
+  files.save_npy(self.dir .. '/a4.npy', t)
+  files.save_npy(self.dir .. '/a8.npy', t, {dtype = 'f8'})
+  files.save_safetensors(self.dir .. '/m.safetensors', {{name = 'features.0.weight',
     tensor = agop.arange(24):reshape(2, 3, 2, 2)}, {name = 'features.0.bias', tensor = t}},
     {arch = 'x'})
   local out = python(self.dir, [==[
@@ -467,19 +467,19 @@ open(d + '/np.safetensors', 'wb').write(struct.pack('<Q', len(text)) + text + b'
 ]==], self.dir)
   local function ref(i, j, k) return ((i - 1) * 20 + (j - 1) * 5 + (k - 1) - 30) / 7 end
   for _, f in ipairs({'f8', 'f4', 'v2', 'v3'}) do
-    local t = aio.load_npy(self.dir .. '/' .. f .. '.npy')
+    local t = files.load_npy(self.dir .. '/' .. f .. '.npy')
     lu.assertEquals(t:size(), {3, 4, 5}, f)
     for _, ijk in ipairs({{1, 1, 1}, {2, 3, 4}, {3, 4, 5}, {1, 4, 2}}) do
       lu.assertAlmostEquals(t:get(table.unpack(ijk)), ref(table.unpack(ijk)), 1e-6, f)
     end
   end
-  local s = aio.load_npy(self.dir .. '/scalar.npy')
+  local s = files.load_npy(self.dir .. '/scalar.npy')
   lu.assertEquals(s:dim(), 0)
   lu.assertEquals(s:get(), 2.5)
-  errors_with('fortran_order=True is not supported', aio.load_npy, self.dir .. '/fortran.npy')
-  errors_with("dtype '>f4' (big-endian) is not supported", aio.load_npy, self.dir .. '/big.npy')
-  errors_with("dtype '<i8' is not supported", aio.load_npy, self.dir .. '/int.npy')
-  local t, meta, names = aio.load_safetensors(self.dir .. '/np.safetensors')
+  errors_with('fortran_order=True is not supported', files.load_npy, self.dir .. '/fortran.npy')
+  errors_with("dtype '>f4' (big-endian) is not supported", files.load_npy, self.dir .. '/big.npy')
+  errors_with("dtype '<i8' is not supported", files.load_npy, self.dir .. '/int.npy')
+  local t, meta, names = files.load_safetensors(self.dir .. '/np.safetensors')
   lu.assertEquals(meta, {format = 'pt'})
   lu.assertEquals(names, {'d', 'h', 'w'})
   lu.assertEquals(t.w:size(), {3, 4, 5})
@@ -492,13 +492,13 @@ function TestInterop:test_pytorch_loads_state_dict_of_equivalent_sequential()
   if not have_torch then lu.skip('python3-torch not importable by ' .. PY) end
   local g = agop.Generator(11)
   local p = self.dir .. '/model.safetensors'
-  aio.save_safetensors(p, {
+  files.save_safetensors(p, {
     {name = 'features.0.weight', tensor = agop.randn(g, 4, 1, 3, 3)},
     {name = 'features.0.bias', tensor = agop.randn(g, 4)},
     {name = 'classifier.0.weight', tensor = agop.randn(g, 10, 4)},
     {name = 'classifier.0.bias', tensor = agop.randn(g, 10)},
   }, {arch = 'tiny'})
-  aio.save_npy(self.dir .. '/w.npy', agop.tensor{0.5})
+  files.save_npy(self.dir .. '/w.npy', agop.tensor{0.5})
   local out = python(self.dir, [==[
 import sys, json, struct, numpy as np, torch
 from torch import nn
@@ -515,8 +515,15 @@ m.load_state_dict(sd, strict=True)
 print('ok', float(m.features[0].weight.sum()))
 ]==], p)
   lu.assertStrContains(out, 'ok')
-  local t = aio.load_safetensors(p)
+  local t = files.load_safetensors(p)
   local want = t['features.0.weight']:sum()
   local got = tonumber(out:match('ok (%S+)'))
   lu.assertAlmostEquals(got, want, 1e-4)
+end
+
+-- agop.files is the module's name; agop.io, its first name, is the same table
+function TestNpy:test_agop_io_is_agop_files()
+  lu.assertIs(require('agop.io'), files)
+  lu.assertIs(agop.io, files)
+  lu.assertIs(agop.files, files)
 end

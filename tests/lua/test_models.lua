@@ -169,8 +169,8 @@ function TestVGG11:test_save_and_load_round_trip()
   m.features.modules[2].running_mean:copy(agop.randn(g, 4)) -- buffers are saved too
   local path = os.tmpname()
   models.save(m, path, {note = 'test', epochs = 3})
-  local io_ = require('agop.io')
-  local tensors, meta = io_.load_safetensors(path)
+  local files = require('agop.files')
+  local tensors, meta = files.load_safetensors(path)
   lu.assertEquals(meta.format, 'agoplua')
   lu.assertEquals(meta.arch, 'vgg11')
   lu.assertEquals(meta.epochs, '3')
@@ -189,7 +189,7 @@ function TestVGG11:test_save_and_load_round_trip()
   lu.assertTrue(back:forward(x):equal(m:forward(x)))
   -- a file without our config needs one
   local bare = os.tmpname()
-  io_.save_safetensors(bare, m:state_dict())
+  files.save_safetensors(bare, m:state_dict())
   lu.assertErrorMsgContains('has no agoplua config', models.load, bare)
   lu.assertTrue(models.load(bare, m.config).convs[2].weight:equal(m.convs[2].weight))
   lu.assertErrorMsgContains("'features.0.weight' is 4x1x3x3 in the file but 8x1x3x3",
@@ -215,12 +215,12 @@ end
 -- metadata that asks for a huge network: the file's tensors are checked against it before
 -- anything is built, so the error is immediate and names the file
 function TestVGG11:test_load_checks_the_file_against_the_architecture_before_building()
-  local io_ = require('agop.io')
+  local files = require('agop.files')
   local json = require('agop.json')
   local m = models.vgg11{width = 1 / 16}
   local path = os.tmpname()
   local function with_config(cfg, tensors)
-    io_.save_safetensors(path, tensors or m:state_dict(),
+    files.save_safetensors(path, tensors or m:state_dict(),
                          {format = 'agoplua', arch = 'vgg11', config = json.encode(cfg)})
   end
   local _, before = agop.memory()

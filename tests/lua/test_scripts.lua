@@ -1,5 +1,5 @@
 -- The experiment scripts end to end on real MNIST, in their --quick forms: every
--- artifact of DESIGN.md §4 is written and says what it should.
+-- artifact the README lists for them is written and says what it should.
 local lu = require('luaunit')
 local agop = require('agop')
 local util = require('agop.util')

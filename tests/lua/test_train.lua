@@ -43,15 +43,46 @@ function TestTrain:test_interrupt_writes_a_mid_epoch_checkpoint_that_resumes_exa
   local a = net()
   train.fit(a, tr, nil, {epochs = 2, batch = 50, lr = 0.05, out = d .. '/a', quiet = true})
   local b = net()
+  -- a real Ctrl-C: SIGINT to this process (popen, unlike os.execute, leaves SIGINT alone),
+  -- which the host turns into an error at the next Lua instruction
+  local function ctrl_c()
+    local f = assert(io.open('/proc/self/stat'))
+    local pid = f:read('n')
+    f:close()
+    io.popen('kill -INT ' .. pid):close()
+  end
   local ok, err = pcall(train.fit, b, tr, nil, {epochs = 2, batch = 50, lr = 0.05, out = d .. '/b',
-    quiet = true, on_step = function(step) if step == 9 then error('interrupted!', 0) end end})
+    quiet = true, on_step = function(step) if step == 9 then ctrl_c() end end})
   lu.assertFalse(ok)
   lu.assertStrContains(err, 'interrupted')
+  -- the checkpoint is the interrupted step's, mid-epoch (not the end of epoch 1)
+  local _, meta = agop.load(d .. '/b/checkpoint.safetensors')
+  lu.assertEquals({meta.epoch, meta.batch, meta.step}, {'2', '3', '9'})
   local c = net()
   local r = train.fit(c, tr, nil, {epochs = 2, batch = 50, lr = 0.05, out = d .. '/b', quiet = true, resume = true})
   lu.assertEquals(r.resumed_from, 2)
   lu.assertEquals(r.steps, 12)
   lu.assertTrue(a:flatten_parameters():equal(c:flatten_parameters()))
+  os.execute("rm -rf '" .. d .. "'")
+end
+
+-- Ctrl-C is told by the host's count of interrupts, not by an error's text: an error
+-- that only says 'interrupted' writes no mid-epoch checkpoint
+function TestTrain:test_an_error_saying_interrupted_is_not_a_ctrl_c()
+  local nn, data, train = require('agop.nn'), require('agop.data'), require('agop.train')
+  local g = agop.Generator(5)
+  local net = nn.Sequential():add(nn.Flatten()):add(nn.Linear(32 * 32, 10, {generator = g}))
+  local tr = data.load('mnist', 'train', {limit = 120})
+  local d = tmpdir()
+  local n0 = agop.interrupts()
+  local ok, err = pcall(train.fit, net, tr, nil, {epochs = 2, batch = 40, lr = 0.05,
+    out = d, quiet = true,
+    on_step = function(step) if step == 5 then error('interrupted!', 0) end end})
+  lu.assertFalse(ok)
+  lu.assertEquals(err, 'interrupted!')
+  lu.assertEquals(agop.interrupts(), n0)
+  local _, meta = agop.load(d .. '/checkpoint.safetensors')
+  lu.assertEquals({meta.epoch, meta.batch, meta.step}, {'2', '0', '3'}) -- epoch 1's end
   os.execute("rm -rf '" .. d .. "'")
 end
 
@@ -139,7 +170,7 @@ end
 -- naming it, and the model, the default generator and the output folder stay exactly
 -- as they were (byte for byte).
 function TestTrain:test_a_bad_checkpoint_changes_nothing()
-  local nn, train, io_ = require('agop.nn'), require('agop.train'), require('agop.io')
+  local nn, train, files = require('agop.nn'), require('agop.train'), require('agop.files')
   local function net()
     return nn.Sequential():add(nn.Flatten()):add(nn.Linear(64, 10, {generator = agop.Generator(2)}))
   end
@@ -150,7 +181,7 @@ function TestTrain:test_a_bad_checkpoint_changes_nothing()
   local opts = {epochs = 1, batch = 20, lr = 0.05, out = d, quiet = true}
   train.fit(net(), set, nil, opts)
   local ckpt = d .. '/checkpoint.safetensors'
-  local good_t, good_meta, names = io_.load_safetensors(ckpt)
+  local good_t, good_meta, names = files.load_safetensors(ckpt)
   lu.assertNotNil(good_t['opt.momentum'])
   local function folder()
     local files = {}
@@ -196,7 +227,7 @@ function TestTrain:test_a_bad_checkpoint_changes_nothing()
     for name, t in pairs(repl) do
       if t and not good_t[name] then list[#list + 1] = {name = name, tensor = t} end
     end
-    io_.save_safetensors(ckpt, list, meta)
+    files.save_safetensors(ckpt, list, meta)
     local before_files, m = folder(), net()
     local before_params = m:flatten_parameters():clone()
     local before_rng = agop.default_generator():get_state()
@@ -210,7 +241,7 @@ function TestTrain:test_a_bad_checkpoint_changes_nothing()
     lu.assertEquals(folder(), before_files, 'case ' .. i .. ': the folder changed')
   end
   -- the good checkpoint resumes
-  io_.save_safetensors(ckpt, (function()
+  files.save_safetensors(ckpt, (function()
     local l = {} for _, n in ipairs(names) do l[#l + 1] = {name = n, tensor = good_t[n]} end return l
   end)(), good_meta)
   local r = train.fit(net(), set, nil, {epochs = 2, batch = 20, lr = 0.05, out = d, quiet = true,
