@@ -35,7 +35,8 @@ end
 
 --- {commit = sha, dirty = bool, changed = {files}} of the git checkout that holds the
 --- Lua library (so the code that ran), or {error = reason} when git cannot tell. dirty
---- counts tracked files with changes (untracked files, such as new results, do not).
+--- counts tracked files with changes outside results/ (untracked files, and results a
+--- rerun overwrites, do not).
 function report.git_info()
   local here = package.searchpath('agop.report', package.path)
   local root = here and here:match('^(.*)/lua/agop/report%.lua$')
@@ -51,7 +52,8 @@ function report.git_info()
   if not commit or not commit:match('^%x+') then
     return {error = 'git rev-parse failed in ' .. root}
   end
-  local status = sh('status --porcelain --untracked-files=no') or ''
+  -- results/ holds outputs, not code: a rerun that overwrites committed results is clean
+  local status = sh("status --porcelain --untracked-files=no -- . ':(exclude)results'") or ''
   local changed = {}
   for line in status:gmatch('[^\n]+') do changed[#changed + 1] = line:sub(4) end
   return {commit = commit:match('^%x+'), dirty = #changed > 0, changed = changed}
