@@ -1,6 +1,6 @@
--- agop.nn.layers: nn.Linear, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
--- nn.BatchNorm2d, nn.Dropout and nn.Flatten (nn.Conv2d, nn.ReLU and nn.MaxPool2d are in
--- lua/agop/nn.lua for now).
+-- agop.nn.layers: nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Identity, nn.AvgPool2d,
+-- nn.AdaptiveAvgPool2d, nn.BatchNorm2d, nn.Dropout and nn.Flatten (nn.Conv2d is in
+-- nn/conv.lua).
 local agop = require('agop')
 local util = require('agop.util')
 local check = require('agop.check')
@@ -263,5 +263,52 @@ function Flatten:updateGradInput(input, gradOutput)
   self.gradInput = gradOutput:reshape(input:size())
   return self.gradInput
 end
+
+-- nn.ReLU({inplace = false}). In place, the output is the input tensor itself and the
+-- input gradient is gradOutput's tensor, both overwritten: no memory of its own (VGG11
+-- uses it after each conv, whose output nothing else reads).
+local ReLU = nn.class('ReLU', Module)
+
+function ReLU:__init(opt)
+  Module.__init(self)
+  self.inplace = util.options(opt, {inplace = false}, 'nn.ReLU').inplace == true
+end
+
+function ReLU:updateOutput(input)
+  check_tensor('nn.ReLU', 'input', input)
+  self._input_size = input:size()
+  -- refills a buffer when it fits: the input itself in place, else last call's output
+  self.output = agop.relu(input, self.inplace and input or self.output)
+  return self.output
+end
+
+function ReLU:updateGradInput(input, gradOutput)
+  self:_check_backward(input, gradOutput)
+  self.gradInput = agop.relu_backward(self.output, gradOutput,
+                                      self.inplace and gradOutput or self.gradInput)
+  return self.gradInput
+end
+
+-- nn.MaxPool2d(k, {stride = k, padding = 0})
+local MaxPool2d = nn.class('MaxPool2d', Module)
+
+function MaxPool2d:__init(k, opt) pool_init(self, 'nn.MaxPool2d', k, opt) end
+
+function MaxPool2d:updateOutput(input)
+  check_pool_input('nn.MaxPool2d', input, self.kernel_size, self.padding)
+  self._input_size = input:size()
+  self.output, self.indices = agop.maxpool2d(input, self.kernel_size, self.stride,
+                                             self.padding, self.output, self.indices)
+  return self.output
+end
+
+function MaxPool2d:updateGradInput(input, gradOutput)
+  self:_check_backward(input, gradOutput)
+  self.gradInput = agop.maxpool2d_backward(input, self.indices, gradOutput, self.gradInput)
+  return self.gradInput
+end
+
+function MaxPool2d:_clear() self.indices = nil end
+MaxPool2d.__tostring = pool_tostring
 
 return nn
