@@ -115,6 +115,7 @@ local function seeds(p)
       agop.zeros(3), true}},
     conv2d = {{v.x4, v.w4, v.b4, 1, 1}, {v.x4, v.w4, nil, 2, 0}, {v.x41, v.w4, v.b4, 1, 1},
       {v.x41, v.w41, nil, 1, 0}},
+    conv2d_shape = {{v.x4, v.w4, 1, 1}, {v.x41, v.w41, 2, 0}},
     conv2d_backward = {{v.x4, v.w4, v.gy4, 1, 1, agop.zeros(4, 3, 3, 3), agop.zeros(4), true}},
     linear = {{v.x2, v.w2, v.b2}, {v.x2, v.w2}, {v.x21, v.w2, v.b2}},
     linear_backward = {{v.x2, v.w2, v.gy2, agop.zeros(7, 6), agop.zeros(7), true}},
