@@ -383,7 +383,17 @@ function TestPooling:test_defaults_errors_tostring()
   lu.assertEquals(tostring(m), 'nn.MaxPool2d(3x3, stride 3)')
   lu.assertEquals(tostring(nn.AvgPool2d(3, {stride = 2, padding = 1})),
                   'nn.AvgPool2d(3x3, stride 2, pad 1)')
-  lu.assertErrorMsgContains('smaller than the 3x3 window', m.forward, m, agop.zeros(1, 1, 2, 5))
+  -- the input is checked once, by the binding; the module adds its name
+  lu.assertErrorMsgContains('nn.MaxPool2d: maxpool2d: input 2x5 with padding 0 is smaller '
+                            .. 'than kernel 3 (input 1x1x2x5)', m.forward, m,
+                            agop.zeros(1, 1, 2, 5))
+  lu.assertErrorMsgContains('nn.MaxPool2d: maxpool2d: input must be 4-D (B, C, H, W), got 2x5',
+                            m.forward, m, agop.zeros(2, 5))
+  local a = nn.AvgPool2d(5, {padding = 1})
+  lu.assertErrorMsgContains('nn.AvgPool2d: avgpool2d: input 2x5 with padding 1 is smaller '
+                            .. 'than kernel 5 (input 1x1x2x5)', a.forward, a,
+                            agop.zeros(1, 1, 2, 5))
+  lu.assertErrorMsgContains('nn.AvgPool2d: bad argument #1', a.forward, a, {})
   lu.assertErrorMsgContains('padding 2 must be at most half', nn.MaxPool2d, 3, {padding = 2})
   lu.assertErrorMsgContains("unknown option 'strde' (did you mean 'stride'?)", nn.AvgPool2d,
                             2, {strde = 1})

@@ -34,16 +34,6 @@ local function pass_on(who, ok, ...)
 end
 local function named(who, f, ...) return pass_on(who, pcall(f, ...)) end
 
--- Shared by the pooling layers: checks a (B, C, H, W) input against window k, pad p.
-local function check_pool_input(who, x, k, p)
-  check_input(who, x, 4, '(B, C, H, W)')
-  local s = x:size()
-  if s[3] + 2 * p < k or s[4] + 2 * p < k then
-    error(fmt('%s: input %dx%d with padding %d is smaller than the %dx%d window', who,
-              s[3], s[4], p, k, k), 0)
-  end
-end
-
 local function pool_init(self, who, k, opt)
   Module.__init(self)
   opt = util.options(opt, {stride = false, padding = 0}, who)
@@ -63,4 +53,4 @@ local function pool_tostring(self)
 end
 
 return {default_init = default_init, check_input = check_input, named = named,
-  check_pool_input = check_pool_input, pool_init = pool_init, pool_tostring = pool_tostring}
+  pool_init = pool_init, pool_tostring = pool_tostring}
