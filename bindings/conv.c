@@ -1,6 +1,8 @@
 /* conv.c - agop.conv2d and agop.ag_conv2d_backward (engine/conv.c).
  *
  *   agop.conv2d(x, w, b|nil, stride, pad) -> y
+ *   agop.conv2d_shape(x, w, stride, pad) -> {B, Co, Ho, Wo}: the output's sizes, after the
+ *       checks conv2d makes (nn.Conv2d asks it before it picks a backend)
  *   agop.ag_conv2d_backward(x, w, gy, stride, pad, gw|nil, gb|nil, need_gx) -> gx|nil
  *       x (B, Ci, H, W), w (Co, Ci, K, K), b (Co), y and gy (B, Co, Ho, Wo);
  *       gw and gb are accumulated into (+=); stride defaults to 1, pad to 0.
@@ -50,6 +52,18 @@ static int l_conv2d(lua_State *L) {
     AgError err = agl_error_value();
     if (ag_conv2d_forward(y->data, scratch, x->data, w->data, b ? b->data : NULL, &s, &err))
         return agl_error(L, &err);
+    return 1;
+}
+
+static int l_conv2d_shape(lua_State *L) {
+    AgConvShape s;
+    check_conv(L, "conv2d_shape", 3, &s);
+    const int64_t y[4] = {s.b, s.co, s.ho, s.wo};
+    lua_createtable(L, 4, 0);
+    for (int i = 0; i < 4; i++) {
+        lua_pushinteger(L, (lua_Integer)y[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -218,6 +232,7 @@ static int l_have_dnnl(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {{"conv2d", l_conv2d},
+                                 {"conv2d_shape", l_conv2d_shape},
                                  {"conv2d_backward", l_conv2d_backward},
                                  {"conv2d_plan", l_conv2d_plan},
                                  {"have_dnnl", l_have_dnnl},

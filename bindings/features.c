@@ -18,6 +18,7 @@
  *                                     y (B, ...) its output
  *   agop.agop_finish(S, w, n)      -> W^T S W / n (d, d)
  *   agop.agop_pow(S, w, n, a)      -> (W^T S W / n)^a through the rank-co factorization
+ *                                     (S: a DMatrix, or a finite symmetric float tensor)
  *   agop.corr(A, B), agop.cosine(A, B) -> numbers (Pearson over entries; uncentered)
  *   agop.feature_map(M, x, k, pad) -> (H', W') map in [0, 1], x (C, H, W) or (1, C, H, W)
  * DMatrix methods: S:size() -> n, S:tensor([div]) -> float (n, n) copy of S (or of S / div,
@@ -67,19 +68,23 @@ static AgTensor *check_finite_tensor(lua_State *L, int arg, const char *fname,
     return t;
 }
 
-/* a finite square symmetric (within SYM_TOL) matrix */
-static AgTensor *check_symmetric(lua_State *L, int arg, const char *fname) {
+/* a finite square symmetric (within SYM_TOL) matrix of at most maxn rows, named `what` in
+ * the errors: the one check of symmetry and finiteness (eig, matpow, and the factor S of
+ * agop_finish / agop_pow, which features.agop_expand passes on) */
+static AgTensor *check_symmetric(lua_State *L, int arg, const char *fname, const char *what,
+                                 int64_t maxn) {
     AgTensor *t = agl_check_tensor(L, arg);
     if (t->dim != 2 || t->size[0] != t->size[1] || t->size[0] < 1)
-        luaL_error(L, "%s: expected a non-empty square matrix, got %s", fname, agl_shape(t, 0));
-    if (t->size[0] > AG_EIG_MAXN)
-        luaL_error(L, "%s: matrix %s is larger than %d x %d", fname, agl_shape(t, 0),
-                   AG_EIG_MAXN, AG_EIG_MAXN);
-    t = check_finite_tensor(L, arg, fname, "matrix");
+        luaL_error(L, "%s: %s must be a non-empty square matrix, got %s", fname, what,
+                   agl_shape(t, 0));
+    if (t->size[0] > maxn)
+        luaL_error(L, "%s: %s %s is larger than %I x %I", fname, what, agl_shape(t, 0),
+                   (lua_Integer)maxn, (lua_Integer)maxn);
+    t = check_finite_tensor(L, arg, fname, what);
     double asym = ag_asymmetry(t->data, t->size[0]);
     if (asym > SYM_TOL)
-        luaL_error(L, "%s: matrix %s is not symmetric (max |a_ij - a_ji| / max |a| = %f > %f)",
-                   fname, agl_shape(t, 0), asym, SYM_TOL);
+        luaL_error(L, "%s: %s %s is not symmetric (max |a_ij - a_ji| / max |a| = %f > %f)",
+                   fname, what, agl_shape(t, 0), asym, SYM_TOL);
     return t;
 }
 
@@ -97,7 +102,7 @@ static AgTensor *check_weight(lua_State *L, int arg, const char *fname, int64_t 
 }
 
 static int l_eig(lua_State *L) {
-    AgTensor *a = check_symmetric(L, 1, "eig");
+    AgTensor *a = check_symmetric(L, 1, "eig", "matrix", AG_EIG_MAXN);
     int64_t n = a->size[0];
     AgTensor *ev = agl_push_tensor(L, "eig", 1, (int64_t[]){n});
     AgTensor *v = agl_push_tensor(L, "eig", 2, (int64_t[]){n, n});
@@ -107,7 +112,7 @@ static int l_eig(lua_State *L) {
 }
 
 static int l_matpow(lua_State *L) {
-    AgTensor *a = check_symmetric(L, 1, "matpow");
+    AgTensor *a = check_symmetric(L, 1, "matpow", "matrix", AG_EIG_MAXN);
     double alpha = agl_check_finite(L, 2, "matpow", "exponent");
     if (!(alpha > 0.0)) return luaL_error(L, "matpow: exponent must be > 0, got %f", alpha);
     int64_t n = a->size[0];
@@ -233,10 +238,26 @@ static int l_agop_relu_mask(lua_State *L) {
     return 1;
 }
 
+/* S += the float tensor a (n, n): each entry is exact in double */
+static void add_tensor(DMatrix *s, const AgTensor *a) {
+    for (int64_t i = 0; i < s->n * s->n; i++) s->data[i] += a->data[i];
+}
+
+/* S at arg 1 of agop_finish / agop_pow: an agop.DMatrix, or a float (co, co) tensor (as
+ * features.agop's S_l / n), checked finite and symmetric and put in its place as a DMatrix */
+static DMatrix *check_factor(lua_State *L, const char *fname) {
+    if (!agl_test_tensor(L, 1)) return check_dmatrix(L, 1, fname);
+    const AgTensor *a = check_symmetric(L, 1, fname, "S", 65536);
+    DMatrix *s = push_dmatrix(L, a->size[0]);
+    add_tensor(s, a);
+    lua_replace(L, 1);
+    return s;
+}
+
 /* common checks of agop_finish / agop_pow: S, w matching, n > 0 */
 static AgTensor *finish_args(lua_State *L, const char *fname, DMatrix **s, int64_t *co,
                              int64_t *d, double *n) {
-    *s = check_dmatrix(L, 1, fname);
+    *s = check_factor(L, fname);
     AgTensor *w = check_weight(L, 2, fname, co, d);
     if (*co != (*s)->n)
         luaL_error(L, "%s: weight %s has %I output channels, the accumulator is %Ix%I", fname,
@@ -358,8 +379,7 @@ static int d_add(lua_State *L) {
         if (a->dim != 2 || a->size[0] != s->n || a->size[1] != s->n)
             return luaL_error(L, "DMatrix:add: tensor %s does not match the %Ix%I accumulator",
                               agl_shape(a, 0), (lua_Integer)s->n, (lua_Integer)s->n);
-        a = check_finite_tensor(L, 2, "DMatrix:add", "tensor");
-        for (int64_t i = 0; i < s->n * s->n; i++) s->data[i] += a->data[i];
+        add_tensor(s, check_finite_tensor(L, 2, "DMatrix:add", "tensor"));
         lua_settop(L, 1);
         return 1;
     }

@@ -293,7 +293,7 @@ if cfg.layers then
     local w, b = c.weight, c.bias
     local gy = agop.randn(lg, B, co, s, s)
     local gw, gb = agop.zeros(w:size()), agop.zeros(co)
-    local plan = c:_plan(xin)
+    local plan = c:_plan(xin, agop.conv2d_shape(xin, w, c.stride, c.padding))
     local y = plan and plan:forward(xin, w, b)
     local gx = agop.zeros(B, ci, s, s)
     local flops = 2 * B * s * s * co * ci * 9

@@ -10,7 +10,9 @@
 -- The policy (as Lua's luaL_check* and the bindings): a message starts with the name of
 -- the function or module that checked ("nn.Conv2d: ..."), says what was expected and what
 -- came, and is raised at level 0, without a file:line position: the name says where.
--- A container adds only its own name in front (Sequential: "Sequential[3] (nn.Conv2d): ").
+-- A container adds only its own name in front (Sequential: "Sequential[3] (nn.Conv2d): "),
+-- and so does a module in front of its binding's errors (nn/helpers.lua's named:
+-- "nn.Conv2d: conv2d_shape: input has 2 channels, weight expects 3 (...)").
 -- Options tables are checked by util.options, under the same policy.
 local agop = require('agop')
 

@@ -154,11 +154,18 @@ local function class_list(who, classes, nclass)
 end
 
 -- W^T S W, or its power, from a float (c_out, c_out) factor S: the one path of both
--- features.agop and features.agop_expand, so that they agree bit for bit.
-local function from_factor(s, w, power)
-  local acc = agop.dmatrix(s:size(1)):add(s)
-  if power then return agop.agop_pow(acc, w, 1, power) end
-  return agop.agop_finish(acc, w, 1)
+-- features.agop and features.agop_expand, so that they agree bit for bit. The binding
+-- checks that S is finite and symmetric; its errors come back with `who` in front, raised
+-- at the caller of `who`.
+local function from_factor(who, s, w, power)
+  local ok, g
+  if power then
+    ok, g = pcall(agop.agop_pow, s, w, 1, power)
+  else
+    ok, g = pcall(agop.agop_finish, s, w, 1)
+  end
+  if not ok then error(who .. ': ' .. tostring(g), 3) end
+  return g
 end
 
 --- features.agop(model, images, opts) -> {G_1, ..., G_L}, {G_1^power, ...} or nil,
@@ -308,8 +315,8 @@ function features.agop(model, images, opts)
   for l, conv in ipairs(convs) do
     if wanted[l] then
       ss[l] = acc[l]:tensor(n * (probes or 1)) -- S / n, rounded to float32 once
-      if gs then gs[l] = from_factor(ss[l], conv.weight) end
-      if ps then ps[l] = from_factor(ss[l], conv.weight, opts.power) end
+      if gs then gs[l] = from_factor(who, ss[l], conv.weight) end
+      if ps then ps[l] = from_factor(who, ss[l], conv.weight, opts.power) end
     end
   end
   local info = {images = n, seeds = probes and 'gaussian' or 'classes', probes = probes or nil,
@@ -342,12 +349,10 @@ function features.agop_expand(s, conv, power)
   if power ~= nil and (type(power) ~= 'number' or not (power > 0) or power == math.huge) then
     error(fmt('%s: power must be nil or a finite number > 0, got %s', who, tostring(power)), 2)
   end
-  if not s:isfinite() then error(who .. ': S has a non-finite entry', 2) end
-  local scale = s:abs():max()
-  if (s - s:t()):abs():max() > 1e-4 * scale then
-    error(who .. ': S is not symmetric (a factor S_l / n of features.agop is)', 2)
-  end
-  return from_factor(s, w, power)
+  -- from_factor checks that S is finite and symmetric; not a tail call, so that its
+  -- errors point at our caller
+  local g = from_factor(who, s, w, power)
+  return g
 end
 
 --- features.feature_map(M, image, model, layer) -> (H', W') tensor in [0, 1]

@@ -82,6 +82,7 @@ local function make_pool()
   v.pooled, v.pidx = agop.maxpool2d(v.x4, 2, 2, 0)
   v.gpool = agop.rand(2, 3, 4, 4)
   v.S = agop.dmatrix(4)
+  v.S4 = agop.ones(4, 4) -- S as a (symmetric) tensor
   v.files = {idx = dir .. '/ok-idx3-ubyte', png = dir .. '/ok.png', st = dir .. '/ok.safetensors',
     npy = dir .. '/ok.npy', raw = garbage}
   return {tensors = tensors, numbers = numbers, strings = strings, tables = tables,
@@ -115,6 +116,7 @@ local function seeds(p)
       agop.zeros(3), true}},
     conv2d = {{v.x4, v.w4, v.b4, 1, 1}, {v.x4, v.w4, nil, 2, 0}, {v.x41, v.w4, v.b4, 1, 1},
       {v.x41, v.w41, nil, 1, 0}},
+    conv2d_shape = {{v.x4, v.w4, 1, 1}, {v.x41, v.w41, 2, 0}},
     conv2d_backward = {{v.x4, v.w4, v.gy4, 1, 1, agop.zeros(4, 3, 3, 3), agop.zeros(4), true}},
     linear = {{v.x2, v.w2, v.b2}, {v.x2, v.w2}, {v.x21, v.w2, v.b2}},
     linear_backward = {{v.x2, v.w2, v.gy2, agop.zeros(7, 6), agop.zeros(7), true}},
@@ -125,8 +127,8 @@ local function seeds(p)
     adaptive_avgpool2d = {{v.x4, 3, 3}}, adaptive_avgpool2d_backward = {{v.x4, agop.rand(2, 3, 3, 3)}},
     eig = {{v.sym}}, matpow = {{v.sym, 0.5}}, nfm = {{v.w4}}, dmatrix = {{4}},
     agop_accumulate = {{v.S, v.gy4}, {v.S, v.gy4:narrow(1, 1, 1)}},
-    agop_finish = {{v.S, v.w4, 2}},
-    agop_pow = {{v.S, v.w4, 2, 0.5}}, corr = {{v.x2, v.x2 * 2}}, cosine = {{v.x2, v.x2}},
+    agop_finish = {{v.S, v.w4, 2}, {v.S4, v.w4, 2}},
+    agop_pow = {{v.S, v.w4, 2, 0.5}, {v.S4, v.w4, 2, 0.5}}, corr = {{v.x2, v.x2 * 2}}, cosine = {{v.x2, v.x2}},
     feature_map = {{v.m27, v.x3, 3, 1}, {v.m27, v.x41, 3, 1}},
     tensor = {{{{1, 2}, {3, 4}}}}, from_table = {{{1, 2, 3, 4, 5, 6}, 2, 3}},
     zeros = {{2, 3}}, ones = {{{2, 3}}}, full = {{1.5, 2, 2}}, zeros_like = {{v.x2}},

@@ -176,6 +176,32 @@ function TestConvPlan:test_conv2d_module_gradients_on_dnnl()
   assert(ok, err)
 end
 
+-- nn.Conv2d's input is checked by the binding before a plan is made: a bad input gets
+-- the binding's message under the module's name, and no plan
+function TestConvPlan:test_conv2d_module_makes_no_plan_for_a_bad_input()
+  local old = nn.set_conv_backend('dnnl')
+  local ok, err = pcall(function()
+    local m = nn.Conv2d(3, 4, 5, {padding = 1})
+    lu.assertErrorMsgContains('nn.Conv2d: conv2d_shape: input has 2 channels, weight expects 3',
+                              m.forward, m, agop.zeros(1, 2, 8, 8))
+    lu.assertErrorMsgContains('nn.Conv2d: conv2d_shape: input 2x8 with padding 1 is smaller '
+                              .. 'than kernel 5', m.forward, m, agop.zeros(1, 3, 2, 8))
+    lu.assertErrorMsgContains('nn.Conv2d: conv2d_shape: input must be 4-D', m.forward, m,
+                              agop.zeros(3, 8, 8))
+    lu.assertNil(m._plans)
+    local x = agop.randn(agop.Generator(3), 1, 3, 8, 8)
+    lu.assertEquals(m:forward(x):size(), {1, 4, 6, 6})
+    lu.assertEquals(#m._plans, 1)
+    lu.assertNotNil(m._plans[1].plan) -- the plan path ran
+    -- the plan's own checks name the module too
+    m.weight = agop.zeros(4, 3, 3, 3)
+    lu.assertErrorMsgContains('nn.Conv2d: ConvPlan:forward: weight must be 4x3x5x5', m.forward,
+                              m, x)
+  end)
+  nn.set_conv_backend(old)
+  assert(ok, err)
+end
+
 function TestConvPlan:test_backends_agree_on_a_vgg11_training_step()
   local models = require('agop.models')
   local g = agop.Generator(8)

@@ -534,14 +534,55 @@ function TestAgop:test_agop_expand_argument_errors()
   helpers.errors_with(E .. 'power must be', features.agop_expand, s, conv, 'half')
   local asym = s:clone()
   asym:set(1, 3, 1)
-  helpers.errors_with(E .. 'S is not symmetric', features.agop_expand, asym, conv)
+  -- finiteness and symmetry are checked once, by the binding; agop_expand adds its name
+  helpers.errors_with(E .. 'agop_finish: S 3x3 is not symmetric (max |a_ij - a_ji| / max |a| '
+                      .. '= 0.5 > 0.0001)', features.agop_expand, asym, conv)
+  helpers.errors_with(E .. 'agop_pow: S 3x3 is not symmetric', features.agop_expand, asym,
+                      conv, 0.5)
   local nan = s:clone()
   nan:set(2, 2, 0 / 0)
-  helpers.errors_with(E .. 'S has a non-finite entry', features.agop_expand, nan, conv)
-  -- the error points at the caller
+  helpers.errors_with(E .. 'agop_finish: S (3x3) has a non-finite entry at offset 4',
+                      features.agop_expand, nan, conv)
+  helpers.errors_with(E .. 'agop_pow: S (3x3) has a non-finite entry', features.agop_expand,
+                      nan, conv, 2)
+  -- within the tolerance (relative 1e-4 of the largest entry) S passes
+  local near = s:clone()
+  near:set(1, 2, 1 + 1e-5)
+  lu.assertEquals(features.agop_expand(near, conv):size(), {9, 9})
+  -- the error points at the caller, the binding's too
   local ok, err = pcall(function() features.agop_expand(agop.zeros(2, 2), conv) end)
   lu.assertFalse(ok)
   lu.assertStrContains(err, 'test_features.lua:')
+  ok, err = pcall(function() features.agop_expand(asym, conv) end)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, 'test_features.lua:')
+  lu.assertStrContains(err, ': features.agop_expand: agop_finish: S 3x3 is not symmetric')
+end
+
+-- agop_finish / agop_pow take S as a DMatrix or as a float tensor; the tensor is checked
+-- (square, finite, symmetric) and added exactly, so both give the same bits
+function TestAgop:test_finish_takes_a_symmetric_tensor()
+  local g = agop.Generator(4)
+  local a = agop.randn(g, 5, 5)
+  local s = agop.mm(a, a:t())
+  s = (s + s:t()) * 0.5 -- exactly symmetric
+  local w = agop.randn(g, 5, 2, 3, 3)
+  local acc = agop.dmatrix(5):add(s)
+  lu.assertTrue(agop.agop_finish(s, w, 3):equal(agop.agop_finish(acc, w, 3)))
+  lu.assertTrue(agop.agop_pow(s, w, 3, 0.5):equal(agop.agop_pow(acc, w, 3, 0.5)))
+  lu.assertEquals(s:size(), {5, 5}) -- the argument is left as it was
+  local asym = s:clone()
+  asym:set(1, 2, asym:get(1, 2) + 1)
+  lu.assertErrorMsgContains('agop_finish: S 5x5 is not symmetric', agop.agop_finish, asym, w, 1)
+  lu.assertErrorMsgContains('agop_pow: S 5x5 is not symmetric', agop.agop_pow, asym, w, 1, 2)
+  lu.assertErrorMsgContains('agop_finish: S must be a non-empty square matrix, got 5x4',
+                            agop.agop_finish, agop.zeros(5, 4), w, 1)
+  lu.assertErrorMsgContains('agop_finish: S (5x5) has a non-finite entry at offset 0',
+                            agop.agop_finish, agop.full(1 / 0, 5, 5), w, 1)
+  lu.assertErrorMsgContains('agop_finish: weight 5x2x3x3 has 5 output channels, the '
+                            .. 'accumulator is 4x4', agop.agop_finish, agop.ones(4, 4), w, 1)
+  -- eig and matpow name their argument as before
+  lu.assertErrorMsgContains('eig: matrix 5x5 is not symmetric', agop.eig, asym)
 end
 
 function TestAgop:test_errors()

@@ -81,6 +81,26 @@ function TestKernels:test_conv2d_backward_accumulates_and_matches_the_adjoint()
   assert_close(agop.conv2d_backward(x, w, gy, 1, 1, nil, nil, true), gx)
 end
 
+-- agop.conv2d_shape: conv2d's output sizes, and its checks under its own name
+function TestKernels:test_conv2d_shape()
+  local w = agop.zeros(4, 3, 3, 3)
+  lu.assertEquals(agop.conv2d_shape(agop.zeros(2, 3, 8, 8), w, 1, 1), {2, 4, 8, 8})
+  lu.assertEquals(agop.conv2d_shape(agop.zeros(2, 3, 8, 7), w, 2, 0), {2, 4, 3, 3})
+  lu.assertEquals(agop.conv2d_shape(agop.zeros(1, 3, 3, 3), w), {1, 4, 1, 1}) -- 1 and 0
+  for _, c in ipairs{{8, 8, 1, 1}, {9, 5, 2, 0}, {4, 6, 3, 2}} do
+    local x = agop.zeros(2, 3, c[1], c[2])
+    lu.assertEquals(agop.conv2d_shape(x, w, c[3], c[4]), agop.conv2d(x, w, nil, c[3], c[4]):size())
+  end
+  errors_with('conv2d_shape: input has 2 channels, weight expects 3 (input 1x2x8x8, weight '
+    .. '4x3x3x3)', agop.conv2d_shape, agop.zeros(1, 2, 8, 8), w)
+  errors_with('conv2d_shape: input 2x8 with padding 0 is smaller than kernel 3',
+    agop.conv2d_shape, agop.zeros(1, 3, 2, 8), w, 1, 0)
+  errors_with('conv2d_shape: stride must be an integer in [1, 4096], got 0', agop.conv2d_shape,
+    agop.zeros(1, 3, 8, 8), w, 0)
+  errors_with('conv2d_shape: weight must be 4-D', agop.conv2d_shape, agop.zeros(1, 3, 8, 8),
+    agop.zeros(4, 27))
+end
+
 function TestKernels:test_conv2d_bad_arguments()
   local x, w = agop.zeros(2, 3, 8, 8), agop.zeros(4, 1, 3, 3)
   errors_with('conv2d: input has 3 channels, weight expects 1', agop.conv2d, x, w, nil, 1, 1)

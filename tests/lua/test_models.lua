@@ -117,7 +117,8 @@ function TestVGG11:test_forward_backward_and_delegation()
   m:evaluate()
   lu.assertFalse(m.features.modules[1].training)
   lu.assertErrorMsgContains('models.VGG[1] (nn.Sequential): Sequential[1] (nn.Conv2d): '
-                            .. 'nn.Conv2d: input has 3 channels, expected 1', m.forward, m,
+                            .. 'nn.Conv2d: conv2d_shape: input has 3 channels, weight '
+                            .. 'expects 1', m.forward, m,
                             agop.zeros(1, 3, 32, 32))
 end
 

@@ -198,11 +198,16 @@ end
 
 function TestConv2d:test_errors()
   local m = nn.Conv2d(3, 4, 5, {padding = 1})
-  lu.assertErrorMsgContains('nn.Conv2d: input has 2 channels, expected 3', m.forward, m,
+  -- the input is checked once, by the binding; the module adds its name
+  lu.assertErrorMsgContains('nn.Conv2d: conv2d_shape: input has 2 channels, weight expects 3 '
+                            .. '(input 1x2x8x8, weight 4x3x5x5)', m.forward, m,
                             agop.zeros(1, 2, 8, 8))
-  lu.assertErrorMsgContains('smaller than the 5x5 kernel', m.forward, m,
+  lu.assertErrorMsgContains('nn.Conv2d: conv2d_shape: input 2x8 with padding 1 is smaller '
+                            .. 'than kernel 5 (input 1x3x2x8, weight 4x3x5x5)', m.forward, m,
                             agop.zeros(1, 3, 2, 8))
-  lu.assertErrorMsgContains('expected a 4-D', m.forward, m, agop.zeros(3, 8, 8))
+  lu.assertErrorMsgContains('nn.Conv2d: conv2d_shape: input must be 4-D (B, Ci, H, W), got '
+                            .. '3x8x8', m.forward, m, agop.zeros(3, 8, 8))
+  lu.assertErrorMsgContains('nn.Conv2d: bad argument #1', m.forward, m, 'x')
   lu.assertErrorMsgContains('backward called before forward', m.backward, m,
                             agop.zeros(1, 3, 8, 8), agop.zeros(1, 4, 6, 6))
   m:forward(agop.zeros(1, 3, 8, 8))
@@ -378,7 +383,17 @@ function TestPooling:test_defaults_errors_tostring()
   lu.assertEquals(tostring(m), 'nn.MaxPool2d(3x3, stride 3)')
   lu.assertEquals(tostring(nn.AvgPool2d(3, {stride = 2, padding = 1})),
                   'nn.AvgPool2d(3x3, stride 2, pad 1)')
-  lu.assertErrorMsgContains('smaller than the 3x3 window', m.forward, m, agop.zeros(1, 1, 2, 5))
+  -- the input is checked once, by the binding; the module adds its name
+  lu.assertErrorMsgContains('nn.MaxPool2d: maxpool2d: input 2x5 with padding 0 is smaller '
+                            .. 'than kernel 3 (input 1x1x2x5)', m.forward, m,
+                            agop.zeros(1, 1, 2, 5))
+  lu.assertErrorMsgContains('nn.MaxPool2d: maxpool2d: input must be 4-D (B, C, H, W), got 2x5',
+                            m.forward, m, agop.zeros(2, 5))
+  local a = nn.AvgPool2d(5, {padding = 1})
+  lu.assertErrorMsgContains('nn.AvgPool2d: avgpool2d: input 2x5 with padding 1 is smaller '
+                            .. 'than kernel 5 (input 1x1x2x5)', a.forward, a,
+                            agop.zeros(1, 1, 2, 5))
+  lu.assertErrorMsgContains('nn.AvgPool2d: bad argument #1', a.forward, a, {})
   lu.assertErrorMsgContains('padding 2 must be at most half', nn.MaxPool2d, 3, {padding = 2})
   lu.assertErrorMsgContains("unknown option 'strde' (did you mean 'stride'?)", nn.AvgPool2d,
                             2, {strde = 1})

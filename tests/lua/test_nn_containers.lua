@@ -37,8 +37,9 @@ end
 
 function TestSequential:test_errors_name_the_failing_module()
   local net = nn.Sequential():add(nn.Conv2d(1, 2, 3)):add(nn.ReLU()):add(nn.Conv2d(3, 2, 1))
-  lu.assertErrorMsgContains('Sequential[3] (nn.Conv2d): nn.Conv2d: input has 2 channels, '
-                            .. 'expected 3', net.forward, net, agop.zeros(1, 1, 5, 5))
+  lu.assertErrorMsgContains('Sequential[3] (nn.Conv2d): nn.Conv2d: conv2d_shape: input has '
+                            .. '2 channels, weight expects 3', net.forward, net,
+                            agop.zeros(1, 1, 5, 5))
   local outer = nn.Sequential():add(nn.Identity()):add(net)
   lu.assertErrorMsgContains('Sequential[2] (nn.Sequential): Sequential[3] (nn.Conv2d)',
                             outer.forward, outer, agop.zeros(1, 1, 5, 5))

@@ -8,8 +8,8 @@ local H = require('agop.nn.helpers')
 
 local Module = nn.Module
 local fmt = string.format
-local shape, check_int, check_generator = check.shape, check.int, check.generator
-local default_init, check_input = H.default_init, H.check_input
+local check_int, check_generator = check.int, check.generator
+local default_init, named = H.default_init, H.named
 
 -- nn.Conv2d(cin, cout, k, {stride = 1, padding = 0, bias = true, generator = nil})
 local Conv2d = nn.class('Conv2d', Module)
@@ -31,21 +31,6 @@ function Conv2d:__init(cin, cout, k, opt)
   end
   self.need_gradInput = true
   default_init(self, cin * k * k, check_generator(who, opt.generator))
-end
-
-function Conv2d:_check_input(x)
-  local who = 'nn.Conv2d'
-  check_input(who, x, 4, '(B, C, H, W)')
-  local s = x:size()
-  if s[2] ~= self.in_channels then
-    error(fmt('%s: input has %d channels, expected %d (input %s)', who, s[2],
-              self.in_channels, shape(x)), 0)
-  end
-  local k, p = self.kernel_size, self.padding
-  if s[3] + 2 * p < k or s[4] + 2 * p < k then
-    error(fmt('%s: input %dx%d with padding %d is smaller than the %dx%d kernel', who,
-              s[3], s[4], p, k, k), 0)
-  end
 end
 
 -- The conv backend: 'auto' (oneDNN plans where this build has them, im2col + OpenBLAS
@@ -77,16 +62,16 @@ local MAX_PLANS = 3 -- per conv: e.g. the training batch, its last partial batch
 -- compiles its kernels) costs more than such a conv saves
 local PLAN_MIN_MACS = 1 << 20
 
--- The oneDNN plan for this input's size, made on first use (nil: use im2col). A conv
--- keeps the plans of its last MAX_PLANS input sizes; each one owns its primitives and
--- buffers, so that a step maps no fresh memory.
-function Conv2d:_plan(input)
+-- The oneDNN plan for this input's size, made on first use (nil: use im2col); ysize is
+-- the output's, from agop.conv2d_shape, which has checked the input. A conv keeps the
+-- plans of its last MAX_PLANS input sizes; each one owns its primitives and buffers, so
+-- that a step maps no fresh memory.
+function Conv2d:_plan(input, ysize)
   if conv_backend == 'im2col' then return nil end
   local s = input:size()
   local k = self.kernel_size
-  if conv_backend == 'auto' and s[1] * self.out_channels * self.in_channels * k * k
-      * ((s[3] + 2 * self.padding - k) // self.stride + 1)
-      * ((s[4] + 2 * self.padding - k) // self.stride + 1) < PLAN_MIN_MACS then
+  if conv_backend == 'auto' and ysize[1] * ysize[2] * self.in_channels * k * k * ysize[3]
+      * ysize[4] < PLAN_MIN_MACS then
     return nil
   end
   -- evaluation (the AGOP sweep, test accuracy) takes a direct forward: Winograd's
@@ -123,31 +108,35 @@ local function reusable(t, size)
   return t
 end
 
+-- The input is checked once, by the conv bindings (bindings/conv.c: a 4-D tensor with
+-- this layer's channels, not smaller than the kernel); their errors come back with this
+-- module's name in front. agop.conv2d_shape checks it before a backend is picked, so that
+-- no oneDNN plan is made for a bad input.
 function Conv2d:updateOutput(input)
-  self:_check_input(input)
+  local who = 'nn.Conv2d'
+  local ysize = named(who, agop.conv2d_shape, input, self.weight, self.stride, self.padding)
   self._input_size = input:size()
-  local plan = self:_plan(input)
+  local plan = self:_plan(input, ysize)
   if plan then
-    local s = input:size()
-    local k, p, st = self.kernel_size, self.padding, self.stride
-    local ysize = {s[1], self.out_channels, (s[3] + 2 * p - k) // st + 1,
-                   (s[4] + 2 * p - k) // st + 1}
-    self.output = plan:forward(input, self.weight, self.bias, reusable(self.output, ysize))
+    self.output = named(who, plan.forward, plan, input, self.weight, self.bias,
+                        reusable(self.output, ysize))
   else
-    self.output = agop.conv2d(input, self.weight, self.bias, self.stride, self.padding)
+    self.output = named(who, agop.conv2d, input, self.weight, self.bias, self.stride,
+                        self.padding)
   end
   return self.output
 end
 
 -- gradInput (when `want`) and, when gw is given, the parameter gradients
 function Conv2d:_backward(input, gradOutput, gw, gb, want)
-  local plan = self:_plan(input)
+  local who = 'nn.Conv2d'
+  local plan = self:_plan(input, self.output:size()) -- _check_backward: forward's sizes
   if plan then
     local gx = want and (reusable(self.gradInput, input:size()) or true) or nil
-    return plan:backward(input, self.weight, gradOutput, gw, gb, gx)
+    return named(who, plan.backward, plan, input, self.weight, gradOutput, gw, gb, gx)
   end
-  return agop.conv2d_backward(input, self.weight, gradOutput, self.stride, self.padding,
-                              gw, gb, want)
+  return named(who, agop.conv2d_backward, input, self.weight, gradOutput, self.stride,
+               self.padding, gw, gb, want)
 end
 
 function Conv2d:updateGradInput(input, gradOutput)

@@ -1,5 +1,6 @@
 -- agop.nn.helpers: what several layers share: their default initialization, the
--- input checks, and the pooling layers' constructor and name.
+-- input checks, the naming of their bindings' errors, and the pooling layers'
+-- constructor and name.
 local util = require('agop.util')
 local check = require('agop.check')
 local init = require('agop.init')
@@ -22,15 +23,16 @@ local function check_input(who, x, dim, what)
   end
 end
 
--- Shared by the pooling layers: checks a (B, C, H, W) input against window k, pad p.
-local function check_pool_input(who, x, k, p)
-  check_input(who, x, 4, '(B, C, H, W)')
-  local s = x:size()
-  if s[3] + 2 * p < k or s[4] + 2 * p < k then
-    error(fmt('%s: input %dx%d with padding %d is smaller than the %dx%d window', who,
-              s[3], s[4], p, k, k), 0)
-  end
+-- f(...)'s results; an error of f (a binding, which checks its arguments and names
+-- itself) comes back with the module's name `who` in front, as Sequential names a child:
+-- 'nn.MaxPool2d: maxpool2d: input 2x5 with padding 0 is smaller than kernel 3 (...)'.
+local function pass_on(who, ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) ~= 'string' then error(err, 0) end
+  error(who .. ': ' .. err, 0)
 end
+local function named(who, f, ...) return pass_on(who, pcall(f, ...)) end
 
 local function pool_init(self, who, k, opt)
   Module.__init(self)
@@ -50,5 +52,5 @@ local function pool_tostring(self)
              self.padding > 0 and fmt(', pad %d', self.padding) or '')
 end
 
-return {default_init = default_init, check_input = check_input,
-  check_pool_input = check_pool_input, pool_init = pool_init, pool_tostring = pool_tostring}
+return {default_init = default_init, check_input = check_input, named = named,
+  pool_init = pool_init, pool_tostring = pool_tostring}

@@ -11,8 +11,8 @@ local Module = nn.Module
 local fmt = string.format
 local shape, same_size, check_tensor, check_int, check_number, check_generator =
   check.shape, check.same_size, check.tensor, check.int, check.number, check.generator
-local default_init, check_input, check_pool_input, pool_init, pool_tostring =
-  H.default_init, H.check_input, H.check_pool_input, H.pool_init, H.pool_tostring
+local default_init, check_input, named, pool_init, pool_tostring =
+  H.default_init, H.check_input, H.named, H.pool_init, H.pool_tostring
 -- nn.Linear(in, out, {bias = true, generator = nil})
 local Linear = nn.class('Linear', Module)
 
@@ -85,17 +85,19 @@ local AvgPool2d = nn.class('AvgPool2d', Module)
 
 function AvgPool2d:__init(k, opt) pool_init(self, 'nn.AvgPool2d', k, opt) end
 
+-- The pooling bindings check the input (bindings/pool.c: 4-D, not smaller than the
+-- window); their errors come back with the module's name in front.
 function AvgPool2d:updateOutput(input)
-  check_pool_input('nn.AvgPool2d', input, self.kernel_size, self.padding)
+  self.output = named('nn.AvgPool2d', agop.avgpool2d, input, self.kernel_size, self.stride,
+                      self.padding)
   self._input_size = input:size()
-  self.output = agop.avgpool2d(input, self.kernel_size, self.stride, self.padding)
   return self.output
 end
 
 function AvgPool2d:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.avgpool2d_backward(input, gradOutput, self.kernel_size, self.stride,
-                                           self.padding)
+  self.gradInput = named('nn.AvgPool2d', agop.avgpool2d_backward, input, gradOutput,
+                         self.kernel_size, self.stride, self.padding)
   return self.gradInput
 end
 
@@ -295,16 +297,16 @@ local MaxPool2d = nn.class('MaxPool2d', Module)
 function MaxPool2d:__init(k, opt) pool_init(self, 'nn.MaxPool2d', k, opt) end
 
 function MaxPool2d:updateOutput(input)
-  check_pool_input('nn.MaxPool2d', input, self.kernel_size, self.padding)
+  self.output, self.indices = named('nn.MaxPool2d', agop.maxpool2d, input, self.kernel_size,
+                                    self.stride, self.padding, self.output, self.indices)
   self._input_size = input:size()
-  self.output, self.indices = agop.maxpool2d(input, self.kernel_size, self.stride,
-                                             self.padding, self.output, self.indices)
   return self.output
 end
 
 function MaxPool2d:updateGradInput(input, gradOutput)
   self:_check_backward(input, gradOutput)
-  self.gradInput = agop.maxpool2d_backward(input, self.indices, gradOutput, self.gradInput)
+  self.gradInput = named('nn.MaxPool2d', agop.maxpool2d_backward, input, self.indices,
+                         gradOutput, self.gradInput)
   return self.gradInput
 end
 

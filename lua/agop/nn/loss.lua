@@ -2,6 +2,7 @@
 local agop = require('agop')
 local check = require('agop.check')
 local nn = require('agop.nn.module')
+local named = require('agop.nn.helpers').named
 
 local Module = nn.Module
 local fmt = string.format
@@ -30,9 +31,7 @@ end
 function CrossEntropyLoss:updateOutput(logits, labels)
   local who = 'nn.CrossEntropyLoss'
   labels = label_tensor(who, labels)
-  local ok, loss, grad = pcall(agop.cross_entropy, logits, labels)
-  if not ok then error(who .. ': ' .. tostring(loss), 0) end
-  self.output, self._grad = loss, grad
+  self.output, self._grad = named(who, agop.cross_entropy, logits, labels)
   self._logits_size, self._labels = logits:size(), labels:clone()
   return self.output
 end
